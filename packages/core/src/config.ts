@@ -1,0 +1,63 @@
+import path from 'node:path';
+import os from 'node:os';
+
+/**
+ * Every setting Hearth reads from the environment, with its default, in one place.
+ * Apps call loadConfig() once at start and pass the result down.
+ */
+export interface HearthConfig {
+  /** State on disk: content store, unpacked layers, instances, logs, local services' data. */
+  home: string;
+  redisUrl: string;
+  databaseUrl: string;
+  /** host:port of the OCI registry that functions are pushed to and pulled from. */
+  registry: string;
+  /** Talk plain HTTP to the registry (true for loopback registries unless HEARTH_REGISTRY_TLS=1). */
+  registryInsecure: boolean;
+  registryUsername?: string;
+  registryPassword?: string;
+  gatewayHost: string;
+  gatewayPort: number;
+  /** Base URL the CLI talks to. */
+  gatewayUrl: string;
+  /** Largest request body the gateway accepts. */
+  bodyLimitBytes: number;
+  /** BullMQ key prefix, so tests and several stacks can share one Redis. */
+  queuePrefix: string;
+  /** Prefix of runc container ids and instance folders; lets a worker find what it left. */
+  instancePrefix: string;
+  workerConcurrency: number;
+  /** How long an idle instance is kept for the next call of the same version (plain keep-alive). */
+  idleTtlSec: number;
+}
+
+const int = (value: string | undefined, fallback: number): number => {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new Error(`expected a number, got ${JSON.stringify(value)}`);
+  return n;
+};
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): HearthConfig {
+  const gatewayHost = env.HEARTH_HOST ?? '127.0.0.1';
+  const gatewayPort = int(env.HEARTH_PORT, 8080);
+  const registry = env.HEARTH_REGISTRY ?? '127.0.0.1:5000';
+  const registryIsLoopback = /^(localhost|127\.|\[::1\])/.test(registry);
+  return {
+    home: path.resolve(env.HEARTH_HOME ?? path.join(process.cwd(), '.hearth')),
+    redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    databaseUrl: env.DATABASE_URL ?? 'postgres://hearth:hearth@127.0.0.1:5432/hearth',
+    registry,
+    registryInsecure: env.HEARTH_REGISTRY_TLS ? env.HEARTH_REGISTRY_TLS !== '1' : registryIsLoopback,
+    ...(env.HEARTH_REGISTRY_USERNAME ? { registryUsername: env.HEARTH_REGISTRY_USERNAME } : {}),
+    ...(env.HEARTH_REGISTRY_PASSWORD ? { registryPassword: env.HEARTH_REGISTRY_PASSWORD } : {}),
+    gatewayHost,
+    gatewayPort,
+    gatewayUrl: env.HEARTH_GATEWAY ?? env.HEARTH_URL ?? `http://${gatewayHost}:${gatewayPort}`,
+    bodyLimitBytes: int(env.HEARTH_BODY_LIMIT, 6 * 1024 * 1024),
+    queuePrefix: env.HEARTH_QUEUE_PREFIX ?? 'hearth',
+    instancePrefix: env.HEARTH_INSTANCE_PREFIX ?? 'hearth-',
+    workerConcurrency: int(env.HEARTH_WORKER_CONCURRENCY, Math.max(4, os.availableParallelism() * 4)),
+    idleTtlSec: int(env.HEARTH_IDLE_TTL_SEC, 300),
+  };
+}

@@ -1,0 +1,4 @@
+export * from './errors.ts';
+export * from './config.ts';
+export * from './spec.ts';
+export * from './jobs.ts';

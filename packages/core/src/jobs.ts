@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { functionSpecSchema } from './spec.ts';
+
+/**
+ * Queue and job names, in one place. BullMQ queue names may not contain ':' (its key
+ * separator), so Hearth's own queues use '-' and the key prefix keeps stacks apart.
+ */
+export const QUEUES = {
+  /** Synchronous and (later) async HTTP invocations. */
+  invoke: 'hearth-invoke',
+} as const;
+
+export const JOBS = {
+  invoke: 'invoke',
+} as const;
+
+export const TRIGGERS = ['http', 'pubsub', 'timer'] as const;
+
+/** The HTTP request a function sees, as it travels through Redis. */
+export const wireRequestSchema = z.object({
+  method: z.string().min(1),
+  /** The path after /function/NAME, always starting with '/'. */
+  path: z.string().startsWith('/'),
+  /** The raw query string without '?', or ''. */
+  query: z.string(),
+  headers: z.record(z.string(), z.string()),
+  bodyBase64: z.string(),
+});
+export type WireRequest = z.infer<typeof wireRequestSchema>;
+
+export const invokeJobSchema = z.object({
+  callId: z.string().min(1),
+  function: z.object({
+    name: z.string(),
+    version: z.number().int().positive(),
+    imageRef: z.string(),
+    imageDigest: z.string().regex(/^sha256:[a-f0-9]{64}$/),
+    spec: functionSpecSchema,
+  }),
+  request: wireRequestSchema,
+  trigger: z.enum(TRIGGERS).default('http'),
+  enqueuedAt: z.number(),
+  /** W3C trace context of the caller's span. */
+  traceparent: z.string().optional(),
+});
+export type InvokeJob = z.infer<typeof invokeJobSchema>;
+export type InvokeJobInput = z.input<typeof invokeJobSchema>;
+
+/** What a worker returns for an invoke job (the job's return value). */
+export const invokeResultSchema = z.object({
+  status: z.number().int(),
+  headers: z.record(z.string(), z.string()),
+  bodyBase64: z.string(),
+  cold: z.boolean(),
+  durationMs: z.number(),
+  instanceId: z.string().optional(),
+  /** Set when Hearth, not the function, produced the answer (timeout, crash, pull failure). */
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+});
+export type InvokeResult = z.infer<typeof invokeResultSchema>;

@@ -1,0 +1,92 @@
+import { z } from 'zod';
+import { parse as parseYaml } from 'yaml';
+import { HearthError } from './errors.ts';
+
+/** A function name: DNS-label-like, so it works in URLs, queue names and image repositories. */
+export const FUNCTION_NAME = /^[a-z][a-z0-9-]{0,62}$/;
+
+export const functionName = z
+  .string()
+  .regex(FUNCTION_NAME, 'must start with a lowercase letter and hold only a-z, 0-9 and "-" (at most 63 characters)');
+
+export const RUNTIMES = ['node', 'python', 'exec', 'image'] as const;
+export type RuntimeKind = (typeof RUNTIMES)[number];
+
+const triggerSchema = z.union([
+  z.object({
+    queue: z.string().min(1),
+    attempts: z.number().int().min(1).max(100).default(1),
+    backoff: z
+      .object({ type: z.enum(['fixed', 'exponential']), delay: z.number().int().min(0) })
+      .optional(),
+    concurrency: z.number().int().min(1).max(1000).optional(),
+  }).strict(),
+  z.object({ cron: z.string().min(1), tz: z.string().optional() }).strict(),
+]);
+
+/** `hearth.yaml`, as DESIGN.md describes it. Defaults are applied here and nowhere else. */
+export const functionSpecSchema = z
+  .object({
+    name: functionName,
+    runtime: z.enum(RUNTIMES).default('node'),
+    handler: z.string().min(1).optional(),
+    image: z.string().min(1).optional(),
+    isolation: z.enum(['container', 'vm']).default('container'),
+    memoryMb: z.number().int().min(16).max(65536).default(128),
+    cpu: z.number().positive().max(64).default(0.5),
+    timeoutMs: z.number().int().min(1).max(15 * 60 * 1000).default(10000),
+    concurrency: z.number().int().min(1).max(1000).default(1),
+    scale: z
+      .object({
+        minWarm: z.number().int().min(0).default(0),
+        maxInstances: z.number().int().min(1).default(10),
+        idleTtlSec: z.number().int().min(0).default(300),
+      })
+      .strict()
+      .default({ minWarm: 0, maxInstances: 10, idleTtlSec: 300 }),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name'), z.coerce.string()).default({}),
+    triggers: z.array(triggerSchema).default([]),
+  })
+  .strict()
+  .superRefine((spec, ctx) => {
+    if (spec.runtime === 'image' && !spec.image) {
+      ctx.addIssue({ code: 'custom', path: ['image'], message: 'is required with runtime: image' });
+    }
+    if (spec.runtime !== 'image' && spec.image) {
+      ctx.addIssue({ code: 'custom', path: ['image'], message: 'is only allowed with runtime: image' });
+    }
+    if (spec.runtime !== 'image' && !spec.handler) {
+      ctx.addIssue({ code: 'custom', path: ['handler'], message: `is required with runtime: ${spec.runtime}` });
+    }
+  });
+
+export type FunctionSpec = z.output<typeof functionSpecSchema>;
+export type FunctionSpecInput = z.input<typeof functionSpecSchema>;
+
+/** Names the first bad field: `hearth.yaml: memoryMb: Too small: expected number to be >=16`. */
+export function describeZodError(err: z.ZodError, source?: string): string {
+  const issue = err.issues[0];
+  if (!issue) return `${source ?? 'input'} is invalid`;
+  const where = issue.path.length ? issue.path.join('.') : '(top level)';
+  return `${source ? `${source}: ` : ''}${where}: ${issue.message}`;
+}
+
+export function parseFunctionSpec(value: unknown, source = 'function spec'): FunctionSpec {
+  const result = functionSpecSchema.safeParse(value);
+  if (!result.success) {
+    throw new HearthError('INVALID_ARGUMENT', describeZodError(result.error, source), {
+      details: { issues: result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) },
+    });
+  }
+  return result.data;
+}
+
+export function parseFunctionSpecYaml(text: string, source = 'hearth.yaml'): FunctionSpec {
+  let value: unknown;
+  try {
+    value = parseYaml(text);
+  } catch (err) {
+    throw new HearthError('INVALID_ARGUMENT', `${source}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return parseFunctionSpec(value, source);
+}
