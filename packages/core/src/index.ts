@@ -2,3 +2,4 @@ export * from './errors.ts';
 export * from './config.ts';
 export * from './spec.ts';
 export * from './jobs.ts';
+export * from './redis.ts';

@@ -40,6 +40,8 @@ export const invokeJobSchema = z.object({
   request: wireRequestSchema,
   trigger: z.enum(TRIGGERS).default('http'),
   enqueuedAt: z.number(),
+  /** Epoch ms after which nobody waits for the answer; a worker drops the job instead of running it late. */
+  deadline: z.number().optional(),
   /** W3C trace context of the caller's span. */
   traceparent: z.string().optional(),
 });

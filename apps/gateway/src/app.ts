@@ -1,0 +1,16 @@
+import { Hono } from 'hono';
+import type { AppDeps } from './deps.ts';
+import { onError, notFoundRoute } from './on-error.ts';
+import { invokeRoutes } from './routes/invoke.ts';
+import { functionRoutes } from './routes/functions.ts';
+
+/** The gateway's HTTP surface. Routes stay thin; the work happens in the modules they call. */
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono();
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.route('/function', invokeRoutes(deps));
+  app.route('/system/functions', functionRoutes(deps));
+  app.notFound(notFoundRoute);
+  app.onError(onError);
+  return app;
+}

@@ -1,0 +1,12 @@
+import type { HearthConfig } from '@hearth/core';
+import type { FunctionStore } from './function-store.ts';
+import type { Invoker } from './invoker.ts';
+import type { LogReader } from './log-reader.ts';
+
+/** What routes need; main.ts wires the real ones, tests can wire their own. */
+export interface AppDeps {
+  config: HearthConfig;
+  functions: FunctionStore;
+  invoker: Invoker;
+  logs: LogReader;
+}
