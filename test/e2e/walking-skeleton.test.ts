@@ -32,6 +32,7 @@ before(async () => {
 });
 
 after(async () => {
+  if (process.env.HEARTH_TEST_DEBUG) console.log(stack?.gateway.output(), stack?.worker.output());
   if (!stackStopped) await stack?.stopApps();
   if (pushedRef) {
     const ref = parseReference(pushedRef);
@@ -42,6 +43,8 @@ after(async () => {
   if (workdir) await fs.rm(workdir, { recursive: true, force: true });
 });
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const jsonOf = (res: Response): Promise<any> => res.json();
 const call = (sub: string, init?: RequestInit) => fetch(`${stack.gatewayUrl}/function/${fnName}${sub}`, init);
 
 test('hearth deploy builds, pushes and registers the function, printing the image pinned by digest', async () => {
@@ -64,7 +67,7 @@ test('an HTTP call reaches the handler with method, sub-path, query, headers and
   assert.match(res.headers.get('content-type') ?? '', /application\/json/);
   assert.ok(res.headers.get('x-call-id'));
   assert.equal(res.headers.get('x-hearth-start'), 'cold');
-  const seen = await res.json();
+  const seen = await jsonOf(res);
   assert.equal(seen.method, 'POST');
   assert.equal(seen.path, '/orders/42');
   assert.deepEqual(seen.query, { expand: 'items', limit: '5' });
@@ -76,7 +79,7 @@ test('an HTTP call reaches the handler with method, sub-path, query, headers and
   const again = await call('/', { method: 'GET' });
   assert.equal(again.status, 200);
   assert.equal(again.headers.get('x-hearth-start'), 'warm');
-  const second = await again.json();
+  const second = await jsonOf(again);
   assert.equal(second.calls, seen.calls + 1, 'the warm call is served by the same instance');
   assert.equal(second.method, 'GET');
   assert.equal(second.path, '/');
@@ -99,7 +102,7 @@ test('hearth invoke prints the response body', async () => {
 test('a handler that throws answers 500 with its message, and the next call works', async () => {
   const res = await call('/throw');
   assert.equal(res.status, 500);
-  assert.match((await res.json()).error, /boom: the handler threw on purpose/);
+  assert.match((await jsonOf(res)).error, /boom: the handler threw on purpose/);
   const next = await call('/json');
   assert.equal(next.status, 200);
 });
@@ -108,7 +111,7 @@ test('a handler past its timeout answers 504, its instance is killed, and the ne
   const t0 = Date.now();
   const res = await call('/sleep');
   assert.equal(res.status, 504);
-  const body = await res.json();
+  const body = await jsonOf(res);
   assert.match(body.error, /timed out after 2000 ms/);
   assert.ok(Date.now() - t0 < 10000, 'answered near the function timeout, not the gateway allowance');
   const next = await call('/json');
@@ -118,7 +121,7 @@ test('a handler past its timeout answers 504, its instance is killed, and the ne
 test('a handler that exits answers a clear 502, and the next call starts a new instance', async () => {
   const res = await call('/crash');
   assert.equal(res.status, 502);
-  assert.match((await res.json()).error, /crashed/);
+  assert.match((await jsonOf(res)).error, /crashed/);
   const next = await call('/');
   assert.equal(next.status, 200);
   assert.equal(next.headers.get('x-hearth-start'), 'cold');
@@ -127,13 +130,13 @@ test('a handler that exits answers a clear 502, and the next call starts a new i
 test('an unknown function is a 404 with a JSON error', async () => {
   const res = await fetch(`${stack.gatewayUrl}/function/${prefix}-nope`);
   assert.equal(res.status, 404);
-  assert.match((await res.json()).error, /not found/);
+  assert.match((await jsonOf(res)).error, /not found/);
 });
 
 test('a body over the limit is refused with 413 and the next call works', async () => {
   const res = await call('/', { method: 'POST', body: Buffer.alloc(BODY_LIMIT + 1024, 97) });
   assert.equal(res.status, 413);
-  assert.match((await res.json()).error, /larger than the limit/);
+  assert.match((await jsonOf(res)).error, /larger than the limit/);
   const next = await call('/', { method: 'POST', body: 'small' });
   assert.equal(next.status, 200);
 });
@@ -150,7 +153,7 @@ test('what the function prints is in hearth logs, and each call is recorded', as
   }
   assert.match(logs, new RegExp(`log line from ${fnName}: ${marker}`));
 
-  const rows = await (await fetch(`${stack.gatewayUrl}/system/functions/${fnName}/invocations?limit=100`)).json();
+  const rows = await jsonOf(await fetch(`${stack.gatewayUrl}/system/functions/${fnName}/invocations?limit=100`));
   const statuses = new Set(rows.map((r: { status: string }) => r.status));
   for (const s of ['succeeded', 'failed', 'timeout', 'error']) assert.ok(statuses.has(s), `an invocation with status ${s}`);
   assert.ok(rows.some((r: { cold: boolean }) => r.cold));

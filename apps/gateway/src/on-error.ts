@@ -5,6 +5,8 @@ import { HearthError, isHearthError } from '@hearth/core';
 /** The one place where errors become HTTP responses. */
 export function onError(err: Error, c: Context): Response {
   if (isHearthError(err)) {
+    // The unread rest of a too-large body would be parsed as the next request: close instead.
+    if (err.code === 'TOO_LARGE') c.header('Connection', 'close');
     return c.json(err.toJSON(), err.status as 400);
   }
   if (err instanceof HTTPException) {

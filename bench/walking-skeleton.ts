@@ -1,0 +1,191 @@
+/**
+ * Cold first call and warm call latency through the gateway (HTTP → Redis → worker → runc),
+ * each beside its floor measured in the same run:
+ *  - cold: `runc run` of the same bundle until the bootstrap answers one request on its socket;
+ *  - warm: a direct HTTP request on a running instance's socket.
+ * Run: `npx tsx bench/walking-skeleton.ts [-n 30]` with the local stack's services up.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import http from 'node:http';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ensureLayersUnpacked, openContentStore, parseReference, pullImage, RegistryClient } from '@hearth/oci';
+import { createRuncSandbox } from '@hearth/runtime';
+import { createTestDatabase, testEnv, uniquePrefix } from '../test/helpers/services.ts';
+import { runCli, startStack } from '../test/helpers/stack.ts';
+import { machineLine, ms, summary, writeResult } from './lib.ts';
+
+const exec = promisify(execFile);
+const N = Number(process.argv[process.argv.indexOf('-n') + 1]) || 30;
+const WARM_N = Math.max(200, N);
+const prefix = uniquePrefix('bench');
+const env = testEnv();
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+function socketRequest(socketPath: string, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, method: 'POST', path: '/', headers: { 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function waitForSocket(socketPath: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(socketPath);
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`socket ${socketPath} not ready`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+const db = await createTestDatabase(prefix.replaceAll('-', '_'));
+const stack = await startStack({ prefix, databaseUrl: db.url });
+const work = await fs.mkdtemp(path.join(os.tmpdir(), `${prefix}-`));
+const pushed: string[] = [];
+try {
+  // Two copies of the `hearth init` hello function: one that never stays warm, one that does.
+  const deploy = async (name: string, idleTtlSec: number) => {
+    const init = await runCli(['init', name, '--runtime', 'node'], { cwd: work, env: stack.env });
+    if (init.code !== 0) throw new Error(init.stderr);
+    const yamlPath = path.join(work, name, 'hearth.yaml');
+    await fs.appendFile(yamlPath, `scale: { minWarm: 0, maxInstances: 10, idleTtlSec: ${idleTtlSec} }\n`);
+    const res = await runCli(['deploy', name], { cwd: work, env: { ...stack.env, HEARTH_REGISTRY: env.registry } });
+    if (res.code !== 0) throw new Error(res.stderr);
+    const ref = res.stdout.split('\n').find((l) => /@sha256:/.test(l))!.trim();
+    pushed.push(ref);
+    return ref;
+  };
+  const coldFn = `${prefix}-cold`;
+  const warmFn = `${prefix}-warm`;
+  await deploy(coldFn, 0);
+  const warmRef = await deploy(warmFn, 600);
+  const url = (name: string) => `${stack.gatewayUrl}/function/${name}`;
+
+  // Image pull and unpack happen once per worker; take them out of the cold numbers.
+  await fetch(url(coldFn), { method: 'POST', body: 'warmup' }).then((r) => r.text());
+
+  const cold: number[] = [];
+  for (let i = 0; i < N; i++) {
+    let start = '';
+    cold.push(
+      await timed(async () => {
+        const res = await fetch(url(coldFn), { method: 'POST', body: 'world' });
+        await res.text();
+        start = res.headers.get('x-hearth-start') ?? '';
+      }),
+    );
+    if (start !== 'cold') throw new Error(`expected a cold start, got ${start}`);
+  }
+
+  await fetch(url(warmFn), { method: 'POST', body: 'warmup' }).then((r) => r.text());
+  const warm: number[] = [];
+  for (let i = 0; i < WARM_N; i++) {
+    warm.push(await timed(() => fetch(url(warmFn), { method: 'POST', body: 'world' }).then((r) => r.text())));
+  }
+
+  // Floors, on the same image, outside Hearth's queue and gateway.
+  const home = path.join(work, 'floor-home');
+  const store = openContentStore(path.join(home, 'content'));
+  const ref = parseReference(warmRef);
+  const image = await pullImage({ store, client: new RegistryClient({ registry: ref.registry, insecure: true }), ref });
+  const layers = await ensureLayersUnpacked({ home, store, image });
+  const id = `${prefix}-floor`;
+  const sandbox = createRuncSandbox({
+    home,
+    id,
+    layers,
+    imageConfig: (image.config as { config?: object }).config ?? {},
+    limits: { memoryMb: 128, cpu: 0.5 },
+    logPath: path.join(work, 'floor.log'),
+  });
+  await sandbox.start();
+  const instanceDir = path.join(home, 'instances', id);
+  const socket = path.join(instanceDir, 'run', 'invoke.sock');
+  const direct: number[] = [];
+  await socketRequest(socket, 'warmup');
+  for (let i = 0; i < WARM_N; i++) direct.push(await timed(() => socketRequest(socket, 'world')));
+  const bundleConfig = JSON.parse(await fs.readFile(path.join(instanceDir, 'bundle', 'config.json'), 'utf8'));
+  await sandbox.stop();
+
+  const runcRun: number[] = [];
+  const lower = [...layers].reverse().join(':');
+  for (let i = 0; i < N; i++) {
+    const cid = `${prefix}-runc-${i}`;
+    const dir = path.join(work, cid);
+    const [rootfs, upper, workdir, run] = ['bundle/rootfs', 'upper', 'work', 'run'].map((d) => path.join(dir, d));
+    for (const d of [rootfs!, upper!, workdir!, run!]) await fs.mkdir(d, { recursive: true });
+    await exec('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${workdir}`, rootfs!]);
+    const config = structuredClone(bundleConfig);
+    config.hostname = cid;
+    config.linux.cgroupsPath = `/hearth/${cid}`;
+    for (const m of config.mounts) if (m.destination === '/run/hearth') m.source = run;
+    await fs.writeFile(path.join(dir, 'bundle', 'config.json'), JSON.stringify(config));
+    try {
+      runcRun.push(
+        await timed(async () => {
+          const child = spawn('runc', ['run', '--detach', '--bundle', path.join(dir, 'bundle'), cid], { stdio: 'ignore' });
+          const [code] = await once(child, 'exit');
+          if (code !== 0) throw new Error(`runc run exited ${code}`);
+          await waitForSocket(path.join(run!, 'invoke.sock'), 10000);
+          await socketRequest(path.join(run!, 'invoke.sock'), 'world');
+        }),
+      );
+    } finally {
+      await exec('runc', ['delete', '--force', cid]).catch(() => {});
+      await exec('umount', [rootfs!]).catch(() => {});
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  const s = { cold: summary(cold), runcRun: summary(runcRun), warm: summary(warm), direct: summary(direct) };
+  const ratio = (a: number, b: number) => (a / b).toFixed(2);
+  const md = `# Walking skeleton: cold and warm call latency
+
+Measured ${new Date().toISOString().slice(0, 10)} on: \`${machineLine()}\`
+
+A node hello function (\`hearth init\`) deployed through the CLI; every call goes through the
+gateway, Redis (BullMQ) and the worker. Cold calls run with \`idleTtlSec: 0\`, so each call
+starts a new runc container (image already pulled and unpacked: pulls happen once per worker).
+Floors are measured in the same run on the same image.
+
+| path | n | p50 | p95 | p99 | floor | floor p50 | floor p95 | ratio p50 |
+|---|---|---|---|---|---|---|---|---|
+| cold call through the gateway | ${s.cold.n} | ${ms(s.cold.p50)} | ${ms(s.cold.p95)} | ${ms(s.cold.p99)} | \`runc run\` of the same bundle → first answer on its socket | ${ms(s.runcRun.p50)} | ${ms(s.runcRun.p95)} | ${ratio(s.cold.p50, s.runcRun.p50)}× |
+| warm call through the gateway | ${s.warm.n} | ${ms(s.warm.p50)} | ${ms(s.warm.p95)} | ${ms(s.warm.p99)} | direct HTTP request on the instance's socket | ${ms(s.direct.p50)} | ${ms(s.direct.p95)} | ${ratio(s.warm.p50, s.direct.p50)}× |
+
+Run it again with \`npx tsx bench/walking-skeleton.ts -n 30\` (needs the local stack's services: \`npm start\` or \`npm test\` brings them up).
+`;
+  const file = await writeResult('walking-skeleton', md, { n: N, samplesMs: { cold, runcRun, warm, direct }, summary: s });
+  console.log(md);
+  console.log(`written to ${file}`);
+} finally {
+  await stack.stopApps();
+  for (const ref of pushed) {
+    const r = parseReference(ref);
+    await new RegistryClient({ registry: r.registry, insecure: true }).deleteManifest(r.repository, r.digest!).catch(() => {});
+  }
+  await db.drop();
+  await fs.rm(stack.home, { recursive: true, force: true });
+  await fs.rm(work, { recursive: true, force: true });
+}

@@ -1,0 +1,139 @@
+// Hearth node bootstrap: runs as the sandbox's main process (Debian's nodejs 18, plain JS).
+// Loads the handler module named by $HEARTH_HANDLER, then serves the invoke protocol
+// (HTTP/1.1) on the Unix socket $HEARTH_SOCKET. The socket appears only after the module
+// has loaded, so a connectable socket means "ready".
+import http from 'node:http';
+import fs from 'node:fs';
+import { pathToFileURL } from 'node:url';
+
+const handlerPath = process.env.HEARTH_HANDLER;
+const socketPath = process.env.HEARTH_SOCKET || '/run/hearth/invoke.sock';
+const functionName = process.env.HEARTH_FUNCTION || '';
+
+function fail(message) {
+  process.stderr.write(`hearth bootstrap: ${message}\n`);
+  process.exit(1);
+}
+
+if (!handlerPath) fail('HEARTH_HANDLER is not set (expected e.g. /function/index.js)');
+
+let mod;
+try {
+  mod = await import(pathToFileURL(handlerPath).href);
+} catch (err) {
+  fail(`cannot load ${handlerPath}: ${err && err.stack ? err.stack : err}`);
+}
+
+// ESM: `export default fn` or `export function handler`. CommonJS: `module.exports = fn`
+// arrives as `default`, `module.exports = { handler }` as `default.handler`.
+function pickHandler(m) {
+  const candidates = [m.default, m.handler, m.default && m.default.default, m.default && m.default.handler];
+  return candidates.find((c) => typeof c === 'function');
+}
+const handler = pickHandler(mod);
+if (!handler) fail(`${handlerPath} exports no function: export default async (request, ctx) => Response`);
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function toRequest(req, body) {
+  const headers = new Headers();
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    try {
+      headers.append(req.rawHeaders[i], req.rawHeaders[i + 1]);
+    } catch {
+      // a header value undici rejects is dropped rather than failing the call
+    }
+  }
+  const init = { method: req.method, headers };
+  if (req.method !== 'GET' && req.method !== 'HEAD') init.body = body;
+  return new Request(`http://function${req.url}`, init);
+}
+
+function isPlainBytes(v) {
+  return v instanceof Uint8Array || v instanceof ArrayBuffer;
+}
+
+// Turns whatever the handler returned into a Response (DESIGN.md, handler contract).
+function toResponse(result) {
+  if (result instanceof Response) return result;
+  if (result === undefined || result === null) return new Response(null, { status: 204 });
+  if (typeof result === 'string') {
+    return new Response(result, { headers: { 'content-type': 'text/plain; charset=utf-8' } });
+  }
+  if (isPlainBytes(result)) {
+    return new Response(result, { headers: { 'content-type': 'application/octet-stream' } });
+  }
+  return new Response(JSON.stringify(result), { headers: { 'content-type': 'application/json' } });
+}
+
+async function writeResponse(res, response) {
+  const headers = {};
+  response.headers.forEach((value, name) => {
+    if (name === 'content-length' || name === 'transfer-encoding' || name === 'connection') return;
+    if (name === 'set-cookie') return;
+    headers[name] = value;
+  });
+  const cookies = typeof response.headers.getSetCookie === 'function' ? response.headers.getSetCookie() : [];
+  if (cookies.length > 0) headers['set-cookie'] = cookies;
+  const body = response.body ? Buffer.from(await response.arrayBuffer()) : Buffer.alloc(0);
+  headers['content-length'] = String(body.length);
+  res.writeHead(response.status, response.statusText || undefined, headers);
+  res.end(body);
+}
+
+function sendError(res, status, message) {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: message });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+const server = http.createServer(async (req, res) => {
+  let response;
+  try {
+    const body = await readBody(req);
+    const request = toRequest(req, body);
+    const ctx = {
+      functionName,
+      invocationId: req.headers['x-call-id'] || '',
+      env: process.env,
+      traceparent: req.headers.traceparent,
+    };
+    response = toResponse(await handler(request, ctx));
+  } catch (err) {
+    process.stderr.write(`${err && err.stack ? err.stack : String(err)}\n`);
+    sendError(res, 500, err && err.message ? err.message : String(err));
+    return;
+  }
+  try {
+    await writeResponse(res, response);
+  } catch (err) {
+    process.stderr.write(`hearth bootstrap: cannot send the response: ${err && err.stack ? err.stack : err}\n`);
+    sendError(res, 500, `invalid response from handler: ${err && err.message ? err.message : err}`);
+  }
+});
+// The worker enforces deadlines; node's own request timeouts would cut long calls short.
+server.requestTimeout = 0;
+server.headersTimeout = 0;
+server.keepAliveTimeout = 60_000;
+
+try {
+  fs.unlinkSync(socketPath);
+} catch (err) {
+  if (err.code !== 'ENOENT') fail(`cannot remove stale socket ${socketPath}: ${err.message}`);
+}
+server.on('error', (err) => fail(`cannot listen on ${socketPath}: ${err.message}`));
+server.listen(socketPath);
+
+// As pid 1 node gets no default SIGTERM handling; exit promptly so a stop is quick.
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));

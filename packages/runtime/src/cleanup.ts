@@ -1,0 +1,26 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { runcDeleteForce, runcList } from './runc/runc.ts';
+import { unmount } from './runc/overlay.ts';
+
+/**
+ * Removes containers, mounts and instance folders whose id starts with `prefix`: what a
+ * killed worker left behind. Run at worker start and by tests.
+ */
+export async function cleanupInstances(home: string, prefix: string): Promise<string[]> {
+  const removed = new Set<string>();
+  for (const c of await runcList()) {
+    if (c.id.startsWith(prefix)) {
+      await runcDeleteForce(c.id);
+      removed.add(c.id);
+    }
+  }
+  const dir = path.join(home, 'instances');
+  const entries = await fs.readdir(dir).catch(() => [] as string[]);
+  for (const id of entries.filter((e) => e.startsWith(prefix))) {
+    await unmount(path.join(dir, id));
+    await fs.rm(path.join(dir, id), { recursive: true, force: true });
+    removed.add(id);
+  }
+  return [...removed];
+}

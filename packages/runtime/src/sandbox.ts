@@ -1,0 +1,74 @@
+/**
+ * The sandbox contract: one running instance of a function that answers the invoke protocol
+ * (HTTP/1.1 over a Unix socket, DESIGN.md). Implementations: RuncSandbox (container) and,
+ * later, a qemu microVM. Lifecycle: create → start() → invoke()* → stop().
+ */
+
+/** The request a function sees. `path` starts with '/', `query` has no leading '?'. */
+export interface SandboxRequest {
+  method: string;
+  path: string;
+  query: string;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** The function's answer. Repeated response headers are joined with ', '. */
+export interface SandboxResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+export interface InvokeOptions {
+  timeoutMs: number;
+  /** W3C trace context, sent to the sandbox as the `traceparent` header. */
+  traceparent?: string;
+}
+
+/** One instance of a function. start() resolves when the invoke socket accepts. */
+export interface Sandbox {
+  readonly id: string;
+  readonly kind: 'container' | 'vm';
+  /** Throws HearthError UNAVAILABLE (with the tail of the function log) when the instance does not become ready. */
+  start(): Promise<void>;
+  /** Throws HearthError TIMEOUT after timeoutMs (caller then stops the sandbox), UNAVAILABLE when the sandbox died. */
+  invoke(req: SandboxRequest, opts: InvokeOptions): Promise<SandboxResponse>;
+  /** Kill, delete, unmount, remove. Safe to call twice and after a failed start. */
+  stop(): Promise<void>;
+}
+
+/** The subset of an OCI image config a sandbox needs. */
+export interface SandboxImageConfig {
+  Env?: string[];
+  Cmd?: string[];
+  Entrypoint?: string[];
+  WorkingDir?: string;
+  /** `uid`, `uid:gid`, or a user name from the image's /etc/passwd; empty means root (with no capabilities). */
+  User?: string;
+}
+
+export interface SandboxLimits {
+  memoryMb: number;
+  /** Cores, enforced as a CFS quota. */
+  cpu: number;
+  /** Most processes and threads at once (default 128). */
+  pids?: number;
+}
+
+export interface SandboxOptions {
+  /** Hearth's state folder; the instance lives in <home>/instances/<id>/{bundle,upper,work,run}. */
+  home: string;
+  /** runc container id (prefix + random): [A-Za-z0-9][A-Za-z0-9_.-]*. */
+  id: string;
+  /** Unpacked layer dirs, lowest first. */
+  layers: string[];
+  imageConfig: SandboxImageConfig;
+  limits: SandboxLimits;
+  /** From hearth.yaml; HEARTH_SOCKET=/run/hearth/invoke.sock is always set. */
+  env?: Record<string, string>;
+  /** Function stdout+stderr are appended here (outside the instance folder, so it outlives stop()). */
+  logPath: string;
+  /** Default 10 s. */
+  readyTimeoutMs?: number;
+}
