@@ -4,12 +4,16 @@
  * concurrency 1 and 8; beside raw BullMQ with a no-op processor on the same Redis, in the
  * same run, measured the same way (QueueEvents `completed`).
  * Run: `npx tsx bench/queue-throughput.ts [-n 2000]` with the local stack's services up.
+ * BENCH_APPS_NODE_OPTIONS (e.g. `--import ./profile.mjs`) is passed to the gateway and worker, for profiling.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import { Queue, QueueEvents, Worker } from 'bullmq';
-import { redisConnection } from '@hearth/core';
+import path from 'node:path';
+import { CLOUDEVENT_TYPES, cloudEventHeaders, redisConnection } from '@hearth/core';
+import { ensureLayersUnpacked, openContentStore, parseReference, pullImage, RegistryClient } from '@hearth/oci';
+import { createRuncSandbox } from '@hearth/runtime';
 import { createTestDatabase, deleteRedisPrefix, testEnv, uniquePrefix } from '../test/helpers/services.ts';
 import { startStack } from '../test/helpers/stack.ts';
 import { deleteImage, deleteTriggerQueue, deployJobsFixture, putFunction, waitForConsumers } from '../test/helpers/triggers.ts';
@@ -17,7 +21,8 @@ import { machineLine, writeResult } from './lib.ts';
 
 const argN = process.argv.indexOf('-n');
 const N = (argN > 0 ? Number(process.argv[argN + 1]) : 0) || 2000;
-const prefix = uniquePrefix('qbench');
+// Short: the invoke socket path (<home>/instances/<id>/run/invoke.sock) may hold at most 108 bytes.
+const prefix = uniquePrefix('qb');
 const connection = redisConnection(testEnv().redisUrl);
 
 interface Run {
@@ -44,6 +49,8 @@ async function drain(queueName: string, n: number, tag: string): Promise<number>
       reject(new Error(`job ${jobId} failed: ${failedReason}`));
     });
   });
+  // A failure may arrive while jobs are still being added; it is reported by the await below.
+  finished.catch(() => {});
   const t0 = performance.now();
   for (let i = 0; i < n; i += 1000) {
     await queue.addBulk(Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({ name: tag, data: { i: i + k } })));
@@ -70,8 +77,44 @@ async function rawBullmq(concurrency: number, n: number): Promise<Run> {
   }
 }
 
+/**
+ * The floor: the same POST sent straight to a warm instance of the same image through the
+ * runtime's invoke client, one at a time (no queue, no worker, no records).
+ */
+async function directFloor(image: string, n: number): Promise<Run> {
+  const home = await fs.mkdtemp(path.join(os.tmpdir(), `${prefix}f-`));
+  const store = openContentStore(path.join(home, 'content'));
+  const ref = parseReference(image);
+  const pulled = await pullImage({ store, client: new RegistryClient({ registry: ref.registry, insecure: true }), ref });
+  const layers = await ensureLayersUnpacked({ home, store, image: pulled });
+  const sandbox = createRuncSandbox({
+    home,
+    id: `${prefix}-floor`,
+    layers,
+    imageConfig: (pulled.config as { config?: object }).config ?? {},
+    limits: { memoryMb: 128, cpu: 0.5 },
+    logPath: path.join(home, 'floor.log'),
+  });
+  try {
+    await sandbox.start();
+    const call = (i: number) =>
+      sandbox.invoke(
+        { method: 'POST', path: '/', query: '', headers: { 'content-type': 'application/json', ...cloudEventHeaders({ id: String(i), type: CLOUDEVENT_TYPES.queue, source: 'floor' }) }, body: Buffer.from(JSON.stringify({ i })) },
+        { timeoutMs: 10000 },
+      );
+    for (let i = 0; i < 50; i++) await call(i);
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await call(i);
+    const seconds = (performance.now() - t0) / 1000;
+    return { what: 'floor: direct invoke of one warm instance (no queue)', concurrency: 1, jobs: n, seconds, jobsPerSec: n / seconds };
+  } finally {
+    await sandbox.stop();
+    await fs.rm(home, { recursive: true, force: true });
+  }
+}
+
 const db = await createTestDatabase(prefix.replaceAll('-', '_'));
-const stack = await startStack({ prefix, databaseUrl: db.url });
+const stack = await startStack({ prefix, databaseUrl: db.url, env: process.env.BENCH_APPS_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_APPS_NODE_OPTIONS } : {} });
 let image = '';
 let workdir = '';
 const runs: Run[] = [];
@@ -80,7 +123,7 @@ try {
   ({ image, workdir } = await deployJobsFixture(stack, fnName));
   for (const concurrency of [1, 8]) {
     const queueName = `${prefix}-q${concurrency}`;
-    await putFunction(stack, image, { name: fnName, timeoutMs: 10000, scale: { minWarm: 0, maxInstances: 10, idleTtlSec: 600 }, triggers: [{ queue: queueName, concurrency }] });
+    await putFunction(stack, image, { name: fnName, timeoutMs: 10000, cpu: Number(process.env.BENCH_CPU ?? 0.5), scale: { minWarm: 0, maxInstances: 10, idleTtlSec: 600 }, triggers: [{ queue: queueName, concurrency }] });
     const probe = new Queue(queueName, { connection });
     await waitForConsumers(probe, 1);
     await probe.close();
@@ -89,8 +132,9 @@ try {
     const seconds = await drain(queueName, N, 'bench');
     runs.push({ what: 'Hearth queue trigger → warm runc function', concurrency, jobs: N, seconds, jobsPerSec: N / seconds });
     runs.push(await rawBullmq(concurrency, N));
-    await deleteTriggerQueue(queueName);
   }
+
+  runs.push(await directFloor(image, N));
 
   const uname = execFileSync('uname', ['-a'], { encoding: 'utf8' }).trim();
   const cpu = os.cpus()[0]?.model ?? 'unknown';
@@ -112,13 +156,18 @@ first add until QueueEvents reports the last \`completed\`. Hearth rows: the \`j
 (a node function that answers JSON) on a queue trigger with the given concurrency, one worker
 process, instances already warm; each job is a POST with CloudEvents headers into a runc
 container, and its call is recorded in Postgres. Raw rows: a BullMQ Worker with a no-op
-processor on the same Redis, in the same run. Target: Hearth at least a third of raw.
+processor on the same Redis, in the same run. Floor: the same POST sent straight to one
+warm instance through the runtime's invoke client, one at a time. Target: Hearth at least
+a third of raw.
 
 | path | concurrency | jobs | seconds | jobs/s |
 |---|---|---|---|---|
 ${runs.map((r) => `| ${r.what} | ${r.concurrency} | ${r.jobs} | ${r.seconds.toFixed(2)} | ${r.jobsPerSec.toFixed(0)} |`).join('\n')}
 
 Hearth / raw: **${(ratioAt(1) * 100).toFixed(0)} %** at concurrency 1, **${(ratioAt(8) * 100).toFixed(0)} %** at concurrency 8.
+Hearth at concurrency 1 / floor: **${((runs[0]!.jobsPerSec / runs.at(-1)!.jobsPerSec) * 100).toFixed(0)} %**. Where the floor itself is
+below a third of raw BullMQ, the function's own invoke path (runc instance, bootstrap,
+handler) bounds the result, not the queue.
 
 Run it again with \`npx tsx bench/queue-throughput.ts -n ${N}\`.
 `;
@@ -127,6 +176,7 @@ Run it again with \`npx tsx bench/queue-throughput.ts -n ${N}\`.
   console.log(`written to ${file}`);
 } finally {
   await stack.stopApps();
+  for (const c of [1, 8]) await deleteTriggerQueue(`${prefix}-q${c}`);
   if (image) await deleteImage(image);
   await db.drop();
   await deleteRedisPrefix(prefix);

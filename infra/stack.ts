@@ -95,16 +95,18 @@ async function main(): Promise<void> {
   await ensureBaseImages(env, log, (child) => apps.push(child));
   if (stopping) return;
 
-  for (const [name, entry] of [['gateway', 'apps/gateway/src/main.ts'], ['worker', 'apps/worker/src/main.ts']] as const) {
+  const entries = [['gateway', 'apps/gateway/src/main.ts'], ['worker', 'apps/worker/src/main.ts']] as const;
+  const [gateway, worker] = entries.map(([name, entry]) => {
     const app = spawnPrefixed(name, process.execPath, ['--import', 'tsx', entry], { env, detached: true });
     apps.push(app);
     void app.exited.then((code) => {
       if (!stopping) void shutdown(1, `${name} exited unexpectedly (${code}); stopping everything`);
     });
-  }
+    return app;
+  });
   const url = `http://${host}:${port}`;
-  await waitForGateway(url, apps[0]!);
-  if (!stopping && !apps.some((app) => app.hasExited())) log(`Hearth is up: ${url} (gateway), registry ${started.env.HEARTH_REGISTRY}`);
+  await waitForGateway(url, gateway!);
+  if (!stopping && !gateway!.hasExited() && !worker!.hasExited()) log(`Hearth is up: ${url} (gateway), registry ${started.env.HEARTH_REGISTRY}`);
 }
 
 main().catch((err: unknown) => void shutdown(1, `error: ${(err as Error).message}`));

@@ -64,8 +64,12 @@ export async function putFunction(stack: TestStack, image: string, spec: Record<
 
 /** A second (third, …) worker on the stack's Redis, database and queues, with its own home and instance prefix. */
 export async function startExtraWorker(stack: TestStack, suffix: string, env: NodeJS.ProcessEnv = {}): Promise<{ worker: AppProcess; home: string; env: NodeJS.ProcessEnv }> {
-  const home = await fs.mkdtemp(path.join(os.tmpdir(), `${stack.prefix}-${suffix}-home-`));
-  const workerEnv = { ...stack.env, HEARTH_HOME: home, HEARTH_INSTANCE_PREFIX: `${stack.prefix}-${suffix}-`, ...env };
+  // Short: the invoke socket lives at <home>/instances/<id>/run/invoke.sock, and a Unix
+  // socket path may hold at most 108 bytes.
+  const home = await fs.mkdtemp(path.join(os.tmpdir(), `${stack.prefix}${suffix}-`));
+  // `<prefix><suffix>-`, not `<prefix>-<suffix>-`: a worker cleans up every id that starts
+  // with its own prefix, so no worker's prefix may start another's.
+  const workerEnv = { ...stack.env, HEARTH_HOME: home, HEARTH_INSTANCE_PREFIX: `${stack.prefix}${suffix}-`, ...env };
   const worker = await startApp('worker', workerEnv, /worker ready/);
   return { worker, home, env: workerEnv };
 }

@@ -8,6 +8,8 @@ import { invokeCommand } from './commands/invoke.ts';
 import { lsCommand } from './commands/ls.ts';
 import { rmCommand } from './commands/rm.ts';
 import { logsCommand } from './commands/logs.ts';
+import { callsCommand } from './commands/calls.ts';
+import { queueCommand } from './commands/queue.ts';
 
 /** The `hearth` program, with every command registered. Each run gets a fresh one. */
 export function createProgram(): Command {
@@ -21,7 +23,7 @@ export function createProgram(): Command {
       '\nExit codes: 0 ok, 1 failure, 2 bad usage or input, 3 not found, 4 gateway or registry unreachable.\n' +
         'Quick start:\n  hearth init hello --runtime node\n  hearth deploy hello\n  curl -s localhost:8080/function/hello -d world\n',
     );
-  for (const command of [initCommand(), buildCommand(), pushCommand(), deployCommand(), invokeCommand(), lsCommand(), rmCommand(), logsCommand()]) {
+  for (const command of [initCommand(), buildCommand(), pushCommand(), deployCommand(), invokeCommand(), lsCommand(), rmCommand(), logsCommand(), callsCommand(), queueCommand()]) {
     program.addCommand(command);
   }
   // Usage errors become `hearth: <what>` and exit 2, like every other error of the CLI.

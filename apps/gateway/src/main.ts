@@ -5,13 +5,16 @@ import { createApp } from './app.ts';
 import { FunctionStore } from './function-store.ts';
 import { Invoker } from './invoker.ts';
 import { LogReader } from './log-reader.ts';
+import { CallStore } from './call-store.ts';
+import { JobQueues } from './job-queues.ts';
 
 const config = loadConfig();
 const database = openDatabase(config.databaseUrl);
 const invoker = new Invoker(redisConnection(config.redisUrl), config.queuePrefix);
 await invoker.ready();
 
-const app = createApp({ config, functions: new FunctionStore(database.db), invoker, logs: new LogReader(config.home) });
+const jobs = new JobQueues(redisConnection(config.redisUrl), config.queuePrefix);
+const app = createApp({ config, functions: new FunctionStore(database.db), invoker, logs: new LogReader(config.home), calls: new CallStore(database.db), jobs });
 const server = serve({ fetch: app.fetch, hostname: config.gatewayHost, port: config.gatewayPort }, (info) => {
   console.log(`gateway listening on http://${info.address}:${info.port}`);
 });
@@ -22,7 +25,7 @@ async function shutdown(signal: string) {
   stopping = true;
   console.log(`gateway: ${signal}, closing`);
   server.close();
-  await invoker.close();
+  await Promise.all([invoker.close(), jobs.close()]);
   await database.close();
   process.exit(0);
 }

@@ -3,3 +3,4 @@ export * from './config.ts';
 export * from './spec.ts';
 export * from './jobs.ts';
 export * from './redis.ts';
+export * from './triggers.ts';

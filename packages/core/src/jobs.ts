@@ -6,12 +6,22 @@ import { functionSpecSchema } from './spec.ts';
  * separator), so Hearth's own queues use '-' and the key prefix keeps stacks apart.
  */
 export const QUEUES = {
-  /** Synchronous and (later) async HTTP invocations. */
+  /** Synchronous HTTP invocations. */
   invoke: 'hearth-invoke',
+  /**
+   * Async calls and cron ticks go to `hearth-async-<class>`, one queue per lock class
+   * (see asyncQueueFor in triggers.ts), so a job's lock follows its function's timeout.
+   */
+  asyncPrefix: 'hearth-async-',
+  /** Result deliveries to X-Callback-Url, retried with backoff. */
+  callbacks: 'hearth-callbacks',
 } as const;
 
 export const JOBS = {
   invoke: 'invoke',
+  async: 'async',
+  cron: 'cron',
+  callback: 'callback',
 } as const;
 
 export const TRIGGERS = ['http', 'pubsub', 'timer'] as const;
@@ -60,3 +70,34 @@ export const invokeResultSchema = z.object({
   error: z.object({ code: z.string(), message: z.string() }).optional(),
 });
 export type InvokeResult = z.infer<typeof invokeResultSchema>;
+
+/** An `/async-function/` call: the same pinned invoke, plus where to POST the result. */
+export const asyncJobSchema = invokeJobSchema.extend({
+  callbackUrl: z.string().url().optional(),
+});
+export type AsyncJob = z.infer<typeof asyncJobSchema>;
+export type AsyncJobInput = z.input<typeof asyncJobSchema>;
+
+/**
+ * A cron tick. It names the function only: the tick runs whatever version is current when
+ * it fires, so a redeploy needs no scheduler change.
+ */
+export const cronJobSchema = z.object({
+  function: z.string(),
+  cron: z.string(),
+  tz: z.string().optional(),
+});
+export type CronJob = z.infer<typeof cronJobSchema>;
+
+/** One delivery of an async result to the caller's X-Callback-Url (OpenFaaS' headers). */
+export const callbackJobSchema = z.object({
+  url: z.string().url(),
+  callId: z.string(),
+  functionName: z.string(),
+  /** The function's HTTP status, sent as X-Function-Status. */
+  status: z.number().int(),
+  headers: z.record(z.string(), z.string()),
+  bodyBase64: z.string(),
+  durationMs: z.number(),
+});
+export type CallbackJob = z.infer<typeof callbackJobSchema>;

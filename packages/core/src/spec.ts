@@ -12,16 +12,23 @@ export const functionName = z
 export const RUNTIMES = ['node', 'python', 'exec', 'image'] as const;
 export type RuntimeKind = (typeof RUNTIMES)[number];
 
+/** A BullMQ queue name a producer may use: BullMQ forbids ':' (its key separator). */
+export const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
 const triggerSchema = z.union([
   z.object({
-    queue: z.string().min(1),
+    queue: z.string().regex(QUEUE_NAME, 'must be 1-128 characters of A-Z, a-z, 0-9, ".", "_" or "-" (BullMQ forbids ":")'),
     attempts: z.number().int().min(1).max(100).default(1),
     backoff: z
       .object({ type: z.enum(['fixed', 'exponential']), delay: z.number().int().min(0) })
       .optional(),
     concurrency: z.number().int().min(1).max(1000).optional(),
   }).strict(),
-  z.object({ cron: z.string().min(1), tz: z.string().optional() }).strict(),
+  z.object({
+    // 5 fields, or 6 with seconds first (BullMQ's cron-parser reads both).
+    cron: z.string().refine((v) => [5, 6].includes(v.trim().split(/\s+/).length), 'must have 5 fields (or 6, seconds first)'),
+    tz: z.string().min(1).optional(),
+  }).strict(),
 ]);
 
 /** `hearth.yaml`, as DESIGN.md describes it. Defaults are applied here and nowhere else. */
@@ -36,6 +43,8 @@ export const functionSpecSchema = z
     cpu: z.number().positive().max(64).default(0.5),
     timeoutMs: z.number().int().min(1).max(15 * 60 * 1000).default(10000),
     concurrency: z.number().int().min(1).max(1000).default(1),
+    /** An async call that waited in the queue longer than this is dropped and recorded as expired (Lambda's default: 6 h). */
+    maxEventAgeSec: z.number().int().min(1).max(7 * 24 * 3600).default(21600),
     scale: z
       .object({
         minWarm: z.number().int().min(0).default(0),

@@ -1,5 +1,6 @@
-import { pgTable, text, integer, serial, jsonb, timestamp, boolean, uniqueIndex, index } from 'drizzle-orm/pg-core';
+import { pgTable, text, integer, serial, jsonb, timestamp, boolean, uniqueIndex, index, bigint } from 'drizzle-orm/pg-core';
 import type { FunctionSpec } from '../spec.ts';
+import type { CallKind, CallStatus } from '../triggers.ts';
 
 /** A function: a name users call, and the version that serves it now. */
 export const functions = pgTable('functions', {
@@ -44,4 +45,40 @@ export const invocations = pgTable(
     finishedAt: timestamp('finished_at', { withTimezone: true }),
   },
   (t) => [index('invocations_function_created').on(t.functionName, t.createdAt)],
+);
+
+/**
+ * Calls that nobody waits on: async HTTP calls, queue-trigger jobs and cron ticks. The row
+ * is where their result or failure is kept (GET /calls/:id, `hearth calls`), and the
+ * payload is what `hearth calls retry` re-enqueues. A succeeded row is final: a rerun of
+ * the same job (stalled, retried) never overwrites it.
+ */
+export const calls = pgTable(
+  'calls',
+  {
+    /** Async: the X-Call-Id (uuid). Queue and cron: `<queue>:<BullMQ job id>`. */
+    id: text('id').primaryKey(),
+    kind: text('kind').$type<CallKind>().notNull(),
+    functionName: text('function_name').notNull(),
+    version: integer('version'),
+    /** The BullMQ queue and job that carry the call. */
+    queue: text('queue').notNull(),
+    jobId: text('job_id').notNull(),
+    /** BullMQ's job timestamp: a job id reused after its job was removed is another job. */
+    jobTimestamp: bigint('job_timestamp', { mode: 'number' }),
+    status: text('status').$type<CallStatus>().notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    /** What re-enqueues the call: the async job, or the queue job's name and data. */
+    payload: jsonb('payload').notNull(),
+    callbackUrl: text('callback_url'),
+    httpStatus: integer('http_status'),
+    /** Async/cron: { status, headers, bodyBase64 }. Queue: { returnValue }. */
+    result: jsonb('result'),
+    error: text('error'),
+    durationMs: integer('duration_ms'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+  },
+  (t) => [index('calls_created').on(t.createdAt), index('calls_status_created').on(t.status, t.createdAt), index('calls_function_created').on(t.functionName, t.createdAt)],
 );

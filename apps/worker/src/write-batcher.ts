@@ -1,0 +1,43 @@
+/**
+ * Gathers rows and writes them together: one statement per batch instead of one committed
+ * insert per call (each commit waits for Postgres' WAL fsync, ~1 ms here, which would
+ * bound a queue consumer to a few hundred jobs a second). A batch goes out when it holds
+ * `maxRows` or `maxDelayMs` after its first row, whichever comes first.
+ *
+ * Use it only for rows whose loss in a crash is acceptable (the record of something
+ * BullMQ already holds); flush() before shutdown.
+ */
+export class WriteBatcher<T> {
+  private rows: T[] = [];
+  private timer?: NodeJS.Timeout;
+  private inFlight = new Set<Promise<void>>();
+
+  constructor(
+    private readonly write: (rows: T[]) => Promise<void>,
+    private readonly onError: (err: unknown) => void,
+    private readonly opts: { maxRows: number; maxDelayMs: number } = { maxRows: 200, maxDelayMs: 20 },
+  ) {}
+
+  add(row: T): void {
+    this.rows.push(row);
+    if (this.rows.length >= this.opts.maxRows) this.send();
+    else this.timer ??= setTimeout(() => this.send(), this.opts.maxDelayMs);
+  }
+
+  private send(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.rows.length === 0) return;
+    const rows = this.rows;
+    this.rows = [];
+    const p = this.write(rows).catch(this.onError);
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+
+  /** Writes what is gathered and waits for every batch in flight. */
+  async flush(): Promise<void> {
+    this.send();
+    await Promise.all(this.inFlight);
+  }
+}
