@@ -25,9 +25,19 @@ const WARM_N = Math.max(200, N);
 const prefix = uniquePrefix('bench');
 const env = testEnv();
 
+let onHang = () => '';
+/** Times one call; a call that takes over a minute is a bug, not a sample. */
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
-  await fn();
+  let timer: NodeJS.Timeout | undefined;
+  const hang = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`a call hung for 60 s; worker output:\n${onHang()}`)), 60_000);
+  });
+  try {
+    await Promise.race([fn(), hang]);
+  } finally {
+    clearTimeout(timer);
+  }
   return performance.now() - t0;
 }
 
@@ -59,8 +69,11 @@ async function waitForSocket(socketPath: string, timeoutMs: number): Promise<voi
   }
 }
 
+const step = (m: string) => process.stderr.write(`[bench] ${m}\n`);
+step('starting a stack');
 const db = await createTestDatabase(prefix.replaceAll('-', '_'));
 const stack = await startStack({ prefix, databaseUrl: db.url });
+onHang = () => stack.worker.output().slice(-4000) + stack.gateway.output().slice(-2000);
 const work = await fs.mkdtemp(path.join(os.tmpdir(), `${prefix}-`));
 const pushed: string[] = [];
 try {
@@ -78,6 +91,7 @@ try {
   };
   const coldFn = `${prefix}-cold`;
   const warmFn = `${prefix}-warm`;
+  step('deploying');
   await deploy(coldFn, 0);
   const warmRef = await deploy(warmFn, 600);
   const url = (name: string) => `${stack.gatewayUrl}/function/${name}`;
@@ -85,25 +99,41 @@ try {
   // Image pull and unpack happen once per worker; take them out of the cold numbers.
   await fetch(url(coldFn), { method: 'POST', body: 'warmup' }).then((r) => r.text());
 
+  step('cold calls');
   const cold: number[] = [];
   for (let i = 0; i < N; i++) {
     let start = '';
     cold.push(
       await timed(async () => {
         const res = await fetch(url(coldFn), { method: 'POST', body: 'world' });
-        await res.text();
+        const text = await res.text();
         start = res.headers.get('x-hearth-start') ?? '';
+        if (res.status !== 200) throw new Error(`cold call ${i}: status ${res.status}: ${text}`);
       }),
     );
     if (start !== 'cold') throw new Error(`expected a cold start, got ${start}`);
   }
 
   await fetch(url(warmFn), { method: 'POST', body: 'warmup' }).then((r) => r.text());
+  step('warm calls');
   const warm: number[] = [];
   for (let i = 0; i < WARM_N; i++) {
-    warm.push(await timed(() => fetch(url(warmFn), { method: 'POST', body: 'world' }).then((r) => r.text())));
+    let status = 0;
+    let start = '';
+    warm.push(
+      await timed(async () => {
+        const res = await fetch(url(warmFn), { method: 'POST', body: 'world' });
+        const text = await res.text();
+        status = res.status;
+        if (status !== 200) throw new Error(`warm call ${i}: status ${status}: ${text}`);
+        start = res.headers.get('x-hearth-start') ?? '';
+      }),
+    );
+    if (status !== 200 || start !== 'warm') throw new Error(`warm call ${i}: status ${status}, start ${start}`);
+    if (process.env.BENCH_DEBUG) step(`warm ${i} ${warm.at(-1)}`);
   }
 
+  step('floors');
   // Floors, on the same image, outside Hearth's queue and gateway.
   const home = path.join(work, 'floor-home');
   const store = openContentStore(path.join(home, 'content'));

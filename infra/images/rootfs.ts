@@ -214,6 +214,9 @@ export async function assembleBaseRootfs(kind: BaseKind, outDir: string, opts: {
     if (kind === 'node') {
       await addCaBundle(tmp);
       await fs.copyFile(path.join(RUNTIME_DIR, 'node/bootstrap.mjs'), path.join(tmp, 'opt/hearth/bootstrap.mjs'));
+      // Handlers are ES modules (`export default`), also as .js; a function's own
+      // package.json replaces this one.
+      await fs.writeFile(path.join(tmp, 'function/package.json'), '{ "type": "module" }\n');
       await fs.access(path.join(tmp, 'usr/bin/node'));
     } else {
       await addBusyboxLinks(tmp);

@@ -45,7 +45,7 @@ export function createInvokeProcessor(deps: ProcessorDeps) {
   async function createInstance(job: InvokeJob): Promise<Sandbox> {
     const fn = job.function;
     const image = await images.prepare(fn.imageRef, fn.imageDigest);
-    const id = `${config.instancePrefix}${fn.name.slice(0, 24)}-${randomBytes(4).toString('hex')}`;
+    const id = `${config.instancePrefix}${fn.name.slice(0, 16)}-${randomBytes(4).toString('hex')}`;
     const logDir = path.join(config.home, 'logs', fn.name);
     await fs.mkdir(logDir, { recursive: true });
     const sandbox = createRuncSandbox({

@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { HearthError } from '@hearth/core';
 import { runcDeleteForce, runcList } from './runc/runc.ts';
 import { unmount } from './runc/overlay.ts';
 
@@ -8,6 +9,8 @@ import { unmount } from './runc/overlay.ts';
  * killed worker left behind. Run at worker start and by tests.
  */
 export async function cleanupInstances(home: string, prefix: string): Promise<string[]> {
+  // an empty prefix would take every container on the machine with it
+  if (!prefix) throw new HearthError('INVALID_ARGUMENT', 'cleanupInstances needs a non-empty id prefix');
   const removed = new Set<string>();
   for (const c of await runcList()) {
     if (c.id.startsWith(prefix)) {
@@ -15,7 +18,7 @@ export async function cleanupInstances(home: string, prefix: string): Promise<st
       removed.add(c.id);
     }
   }
-  const dir = path.join(home, 'instances');
+  const dir = path.join(path.resolve(home), 'instances');
   const entries = await fs.readdir(dir).catch(() => [] as string[]);
   for (const id of entries.filter((e) => e.startsWith(prefix))) {
     await unmount(path.join(dir, id));

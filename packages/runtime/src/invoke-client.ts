@@ -69,6 +69,9 @@ export class InvokeClient {
         throw new HearthError('INVALID_ARGUMENT', `request not sendable to the function: ${err.message}`, { cause: err });
       }
       const code = (err as { code?: string }).code ?? '';
+      if (err instanceof undiciErrors.HTTPParserError || code.startsWith('HPE_')) {
+        throw new HearthError('BAD_GATEWAY', `the function's bootstrap sent an invalid HTTP response: ${(err as Error).message}`, { cause: err });
+      }
       const reason = CONNECTION_LOST.has(code) ? 'connection lost' : 'invoke failed';
       throw new HearthError('UNAVAILABLE', `${reason}: ${(err as Error).message}`, { cause: err });
     } finally {

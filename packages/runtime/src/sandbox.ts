@@ -54,6 +54,11 @@ export interface SandboxLimits {
   cpu: number;
   /** Most processes and threads at once (default 128). */
   pids?: number;
+  /**
+   * Cores until the instance is ready (default max(cpu, 1)); `cpu` applies from then on.
+   * Start-up is CPU-bound: node 18 needs ~0.3 s of CPU before it listens.
+   */
+  startupCpu?: number;
 }
 
 export interface SandboxOptions {

@@ -21,7 +21,12 @@ let mod;
 try {
   mod = await import(pathToFileURL(handlerPath).href);
 } catch (err) {
-  fail(`cannot load ${handlerPath}: ${err && err.stack ? err.stack : err}`);
+  // the stack first (with the source excerpt), then one line that sums it up: the log's tail
+  // is what a failed start reports
+  if (err && err.stack) process.stderr.write(`${err.stack}\n`);
+  const esmInCjs = /Unexpected token 'export'|Cannot use import statement outside a module/.test(String(err && err.message));
+  const hint = esmInCjs ? ' (ES module syntax in a CommonJS file: set "type": "module" in package.json or name it .mjs)' : '';
+  fail(`cannot load ${handlerPath}: ${err && err.name ? `${err.name}: ${err.message}` : err}${hint}`);
 }
 
 // ESM: `export default fn` or `export function handler`. CommonJS: `module.exports = fn`
@@ -97,6 +102,10 @@ function sendError(res, status, message) {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
+
+// Node 18 loads its fetch implementation on first use (~100 ms here); pay for that before
+// the socket appears, not in the first call.
+await new Response(new Request('http://function/', { method: 'POST', body: 'x' }).body).arrayBuffer();
 
 const server = http.createServer(async (req, res) => {
   let response;

@@ -40,6 +40,15 @@ export function mergeEnv(imageEnv: string[] = [], env: Record<string, string> = 
   return [...merged].map(([k, v]) => `${k}=${v}`);
 }
 
+/** CFS quota (µs per CPU_PERIOD_US) for `cores`. */
+export function cpuQuota(cores: number): number {
+  return Math.max(1000, Math.round(cores * CPU_PERIOD_US));
+}
+
+export function startupCpu(limits: SandboxLimits): number {
+  return limits.startupCpu ?? Math.max(limits.cpu, 1);
+}
+
 export function buildBundleSpec(input: BundleSpecInput): Record<string, unknown> {
   const { imageConfig, limits } = input;
   const args = [...(imageConfig.Entrypoint ?? []), ...(imageConfig.Cmd ?? [])];
@@ -88,7 +97,8 @@ export function buildBundleSpec(input: BundleSpecInput): Record<string, unknown>
         devices: [{ allow: false, access: 'rwm' }],
         // swap = memory: the limit covers memory+swap, so there is no swap to spill into
         memory: { limit: memory, swap: memory },
-        cpu: { quota: Math.max(1000, Math.round(limits.cpu * CPU_PERIOD_US)), period: CPU_PERIOD_US },
+        // start-up runs with startupCpu; the sandbox lowers the quota to `cpu` once ready
+        cpu: { quota: cpuQuota(startupCpu(limits)), period: CPU_PERIOD_US },
         pids: { limit: limits.pids ?? 128 },
       },
       namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }],

@@ -1,23 +1,31 @@
 /**
- * The container sandbox: an overlay rootfs and an OCI bundle run by runc. Ready when the
- * bootstrap's socket (bind-mounted from <instance>/run) accepts a connection.
+ * A function instance in a runc container. The instance folder
+ * `<home>/instances/<id>/` holds `bundle/{config.json,rootfs}` (rootfs = overlay of the
+ * layers), `upper/` and `work/` (the overlay's private half), `run/` (bind-mounted at
+ * /run/hearth; the bootstrap's socket appears there) and `init.pid`.
  */
 import fs from 'node:fs/promises';
+import { constants as fsConstants, openSync, closeSync, statSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { HearthError } from '@hearth/core';
+import type { InvokeOptions, Sandbox, SandboxOptions, SandboxRequest, SandboxResponse } from '../sandbox.ts';
 import { InvokeClient } from '../invoke-client.ts';
 import { readLogTail } from '../log-tail.ts';
-import type { InvokeOptions, Sandbox, SandboxOptions, SandboxRequest, SandboxResponse } from '../sandbox.ts';
-import { buildBundleSpec } from './bundle-spec.ts';
+import { buildBundleSpec, cpuQuota, startupCpu } from './bundle-spec.ts';
 import { mountOverlay, unmount } from './overlay.ts';
-import { runcDeleteForce, runcKill, runcRunDetached, runcState } from './runc.ts';
+import { runcDeleteForce, runcRunDetached, runcUpdateCpuQuota } from './runc.ts';
+import { resolveImageUser } from './image-user.ts';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+/** sun_path is 108 bytes including the NUL. */
+const MAX_SOCKET_PATH = 107;
+const READY_POLL_MS = 2;
 
-/** Folder layout of one instance, visible on disk. */
+/** Where an instance keeps its state on the host (visible on disk, for tools and tests). */
 export function instancePaths(home: string, id: string) {
-  const dir = path.join(home, 'instances', id);
+  const dir = path.join(path.resolve(home), 'instances', id);
   return {
     dir,
     bundle: path.join(dir, 'bundle'),
@@ -26,118 +34,219 @@ export function instancePaths(home: string, id: string) {
     work: path.join(dir, 'work'),
     run: path.join(dir, 'run'),
     socket: path.join(dir, 'run', 'invoke.sock'),
-    pidFile: path.join(dir, 'container.pid'),
+    pidFile: path.join(dir, 'init.pid'),
   };
 }
 
-function canConnect(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(socketPath);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
+/** Creates (but does not start) a container sandbox. */
+export function createRuncSandbox(opts: SandboxOptions): RuncSandbox {
+  return new RuncSandbox(opts);
 }
 
-/** `uid[:gid]` numbers only; names would need the image's /etc/passwd, which Hearth's images avoid. */
-function resolveUser(user: string | undefined): { uid: number; gid: number } {
-  if (!user) return { uid: 0, gid: 0 };
-  const m = /^(\d+)(?::(\d+))?$/.exec(user);
-  if (m) return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) };
-  if (user === 'root') return { uid: 0, gid: 0 };
-  throw new HearthError('INVALID_ARGUMENT', `image User "${user}" must be numeric (uid or uid:gid)`);
-}
-
-class RuncSandbox implements Sandbox {
-  readonly kind = 'container' as const;
+export class RuncSandbox implements Sandbox {
   readonly id: string;
+  readonly kind = 'container' as const;
+  private readonly opts: SandboxOptions;
+  readonly dir: string;
+  readonly socketPath: string;
   private readonly paths: ReturnType<typeof instancePaths>;
-  private client?: InvokeClient;
+  private client: InvokeClient | undefined;
+  private stopping: Promise<void> | undefined;
+  /** Log size when this instance started: its own lines come after. */
   private logStart = 0;
-  private stopping?: Promise<void>;
+  private pid = 0;
+  private runDirFd: number | undefined;
+  /** Where start() spent its time, in ms: folders+overlay+config, `runc run`, waiting for the socket. */
+  readonly startTimings = { prepareMs: 0, runcMs: 0, readyMs: 0 };
 
-  constructor(private readonly opts: SandboxOptions) {
-    if (!ID.test(opts.id)) throw new HearthError('INVALID_ARGUMENT', `invalid sandbox id "${opts.id}"`);
+  constructor(opts: SandboxOptions) {
+    if (!ID.test(opts.id)) throw new HearthError('INVALID_ARGUMENT', `invalid sandbox id "${opts.id}": use letters, digits, '_', '.', '-'`);
+    this.opts = opts;
     this.id = opts.id;
     this.paths = instancePaths(opts.home, opts.id);
+    this.dir = this.paths.dir;
+    this.socketPath = this.paths.socket;
+  }
+
+  /**
+   * The path the worker connects to. A Unix socket path holds at most 107 bytes, and a deep
+   * HEARTH_HOME passes that; then the socket is reached through a short /proc/self/fd path
+   * of the run folder, which this process keeps open while the instance lives.
+   */
+  private connectPath(): string {
+    if (Buffer.byteLength(this.socketPath) <= MAX_SOCKET_PATH) return this.socketPath;
+    this.runDirFd ??= openSync(this.paths.run, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+    return `/proc/self/fd/${this.runDirFd}/${path.basename(this.socketPath)}`;
   }
 
   async start(): Promise<void> {
+    if (this.stopping) throw new HearthError('UNAVAILABLE', `sandbox ${this.id} was stopped`);
+    const t0 = Date.now();
     const p = this.paths;
     try {
-      for (const dir of [p.rootfs, p.upper, p.work, p.run]) await fs.mkdir(dir, { recursive: true });
-      await fs.mkdir(path.dirname(this.opts.logPath), { recursive: true });
-      const spec = buildBundleSpec({
-        id: this.id,
-        imageConfig: this.opts.imageConfig,
-        limits: this.opts.limits,
-        env: this.opts.env,
-        runDir: p.run,
-        user: resolveUser(this.opts.imageConfig.User),
-      });
-      await fs.writeFile(path.join(p.bundle, 'config.json'), JSON.stringify(spec));
+      await fs.mkdir(p.dir, { recursive: true });
+      await Promise.all([p.upper, p.work, p.run, p.rootfs].map((d) => fs.mkdir(d, { recursive: true })));
+      const user = await resolveImageUser(this.opts.imageConfig.User, this.opts.layers);
+      const spec = buildBundleSpec({ id: this.id, imageConfig: this.opts.imageConfig, limits: this.opts.limits, env: this.opts.env, runDir: p.run, user });
       await mountOverlay({ layers: this.opts.layers, upper: p.upper, work: p.work, target: p.rootfs, scratch: p.dir });
-      const log = await fs.open(this.opts.logPath, 'a');
-      try {
-        this.logStart = (await log.stat()).size;
-        const code = await runcRunDetached({ id: this.id, bundle: p.bundle, pidFile: p.pidFile, logFd: log.fd });
-        if (code !== 0) throw await this.startFailure(`runc run exited with ${code}`);
-      } finally {
-        await log.close();
-      }
-      await this.waitReady();
-      this.client = new InvokeClient(p.socket);
+      await fs.writeFile(path.join(p.bundle, 'config.json'), JSON.stringify(spec));
+      await fs.mkdir(path.dirname(this.opts.logPath), { recursive: true });
     } catch (err) {
-      await this.stop().catch(() => {});
+      await this.stop();
       throw err;
     }
-  }
 
-  private async waitReady(): Promise<void> {
-    const deadline = Date.now() + (this.opts.readyTimeoutMs ?? 10_000);
-    let delay = 1;
-    for (;;) {
-      if (await canConnect(this.paths.socket)) return;
-      const state = await runcState(this.id);
-      if (!state || state.status === 'stopped') throw await this.startFailure('the function exited before it was ready');
-      if (Date.now() > deadline) throw await this.startFailure(`not ready within ${this.opts.readyTimeoutMs ?? 10_000} ms`);
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 20);
+    const t1 = Date.now();
+    this.startTimings.prepareMs = t1 - t0;
+    const logFd = openSync(this.opts.logPath, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT, 0o644);
+    this.logStart = statSync(this.opts.logPath).size;
+    let code: number;
+    try {
+      code = await runcRunDetached({ id: this.id, bundle: p.bundle, pidFile: p.pidFile, logFd });
+    } catch (err) {
+      await this.stop();
+      throw err;
+    } finally {
+      closeSync(logFd);
     }
-  }
+    if (code !== 0) await this.failStart(`runc exited with status ${code}`);
+    this.pid = Number((await fs.readFile(p.pidFile, 'utf8').catch(() => '0')).trim());
+    const t2 = Date.now();
+    this.startTimings.runcMs = t2 - t1;
 
-  private async startFailure(reason: string): Promise<HearthError> {
-    const tail = await readLogTail(this.opts.logPath, this.logStart);
-    return new HearthError('UNAVAILABLE', `function failed to start: ${reason}${tail ? `:\n${tail}` : ''}`);
+    const readyTimeoutMs = this.opts.readyTimeoutMs ?? 10_000;
+    const deadline = t0 + readyTimeoutMs;
+    for (;;) {
+      if (this.stopping) throw new HearthError('UNAVAILABLE', `sandbox ${this.id} was stopped while starting`);
+      if (await canConnect(this.connectPath())) break;
+      if (!processAlive(this.pid)) await this.failStart('the process exited before listening on /run/hearth/invoke.sock');
+      if (Date.now() > deadline) {
+        await this.failStart(`not ready after ${readyTimeoutMs} ms (no listener on /run/hearth/invoke.sock)`);
+      }
+      await sleep(READY_POLL_MS);
+    }
+    this.startTimings.readyMs = Date.now() - t2;
+    await this.endStartupBoost();
+    this.client = new InvokeClient(this.connectPath());
   }
 
   async invoke(req: SandboxRequest, opts: InvokeOptions): Promise<SandboxResponse> {
-    if (!this.client || this.stopping) throw new HearthError('UNAVAILABLE', `instance ${this.id} is not running`);
+    if (!this.client || this.stopping) throw new HearthError('UNAVAILABLE', `sandbox ${this.id} is not running`);
     try {
       return await this.client.invoke(req, opts);
     } catch (err) {
       if (err instanceof HearthError && err.code === 'UNAVAILABLE') {
-        const tail = await readLogTail(this.opts.logPath, this.logStart, 6);
-        throw new HearthError('UNAVAILABLE', `instance died: ${err.message}${tail ? `:\n${tail}` : ''}`, { cause: err });
+        const oom = (await this.oomKilled()) ? ` (out of memory: the limit is ${this.opts.limits.memoryMb} MB)` : '';
+        const tail = await this.logTail();
+        throw new HearthError('UNAVAILABLE', `instance died${oom}: ${err.message}${tail ? `\n${tail}` : ''}`, { cause: err });
       }
       throw err;
     }
   }
 
+  /** Idempotent: a second call shares the first one's work; after a failure, a call retries. */
   stop(): Promise<void> {
-    return (this.stopping ??= (async () => {
-      await this.client?.close();
-      await runcKill(this.id, 'KILL').catch(() => {});
-      await runcDeleteForce(this.id);
-      await unmount(this.paths.rootfs);
-      await fs.rm(this.paths.dir, { recursive: true, force: true });
-    })());
+    this.stopping ??= this.teardown().catch((err: unknown) => {
+      this.stopping = undefined;
+      throw err;
+    });
+    return this.stopping;
+  }
+
+  private async teardown(): Promise<void> {
+    await this.client?.close();
+    // SIGKILL to the container's init ends the whole pid namespace. Doing it here (not
+    // through `runc kill`) saves an exec, and a stopped container spares `delete --force`
+    // its 100 ms polling.
+    if (this.ownsPid()) {
+      try {
+        process.kill(this.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      for (let i = 0; i < 500 && processAlive(this.pid); i++) await sleep(2);
+    }
+    await runcDeleteForce(this.id);
+    await unmount(this.paths.rootfs);
+    if (this.runDirFd !== undefined) {
+      closeSync(this.runDirFd);
+      this.runDirFd = undefined;
+    }
+    await fs.rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** Lowers the CPU quota from startupCpu to cpu (cgroup v1 file; `runc update` elsewhere). */
+  private async endStartupBoost(): Promise<void> {
+    const { limits } = this.opts;
+    if (cpuQuota(startupCpu(limits)) === cpuQuota(limits.cpu)) return;
+    const quota = String(cpuQuota(limits.cpu));
+    try {
+      await fs.writeFile(`/sys/fs/cgroup/cpu/hearth/${this.id}/cpu.cfs_quota_us`, quota);
+    } catch {
+      try {
+        await runcUpdateCpuQuota(this.id, quota);
+      } catch (err) {
+        await this.stop().catch(() => undefined);
+        throw err;
+      }
+    }
+  }
+
+  /** The pid from runc's pid file is still this container's init (not a reused pid). */
+  private ownsPid(): boolean {
+    if (!this.pid) return false;
+    try {
+      return readFileSync(`/proc/${this.pid}/cgroup`, 'utf8').includes(`/hearth/${this.id}\n`);
+    } catch {
+      return false;
+    }
+  }
+
+  private async failStart(why: string): Promise<never> {
+    const oom = (await this.oomKilled()) ? ` (out of memory: the limit is ${this.opts.limits.memoryMb} MB)` : '';
+    const tail = await this.logTail();
+    await this.stop().catch(() => undefined);
+    throw new HearthError('UNAVAILABLE', `function failed to start: ${why}${oom}${tail ? `\n${tail}` : ''}`, { details: { instance: this.id } });
+  }
+
+  private logTail(): Promise<string> {
+    return readLogTail(this.opts.logPath, this.logStart);
+  }
+
+  /** cgroup v1 counts OOM kills in memory.oom_control; v2 in memory.events. */
+  private async oomKilled(): Promise<boolean> {
+    for (const file of [`/sys/fs/cgroup/memory/hearth/${this.id}/memory.oom_control`, `/sys/fs/cgroup/hearth/${this.id}/memory.events`]) {
+      const text = await fs.readFile(file, 'utf8').catch(() => undefined);
+      const m = text?.match(/^oom_kill (\d+)/m);
+      if (m) return Number(m[1]) > 0;
+    }
+    return false;
   }
 }
 
-/** A runc container sandbox; nothing runs until start(). */
-export function createRuncSandbox(opts: SandboxOptions): Sandbox {
-  return new RuncSandbox(opts);
+function canConnect(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect(socketPath);
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+  });
+}
+
+/** The container's init, reparented to the host's init once runc exits; gone or a zombie = exited. */
+function processAlive(pid: number): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    // a zombie still answers kill(pid, 0)
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
 }

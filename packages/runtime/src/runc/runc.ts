@@ -54,6 +54,15 @@ export async function runcKill(id: string, signal = 'KILL'): Promise<void> {
   }
 }
 
+/** `runc update --cpu-quota`: changes a running container's CFS quota. */
+export async function runcUpdateCpuQuota(id: string, quota: string): Promise<void> {
+  try {
+    await exec(RUNC, ['update', '--cpu-quota', quota, id]);
+  } catch (err) {
+    throw runcError(`update ${id}`, err);
+  }
+}
+
 export interface RuncContainer {
   id: string;
   pid: number;
