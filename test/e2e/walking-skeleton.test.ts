@@ -159,6 +159,28 @@ test('what the function prints is in hearth logs, and each call is recorded', as
   assert.ok(rows.some((r: { cold: boolean }) => r.cold));
 });
 
+test('a redeploy makes a new version that serves the next call; hearth rm makes the function 404', async () => {
+  const dir = path.join(workdir, fnName);
+  const code = await fs.readFile(path.join(dir, 'index.js'), 'utf8');
+  await fs.writeFile(path.join(dir, 'index.js'), code.replace("case '/json':", "case '/version':\n      return 'two';\n    case '/json':"));
+  const res = await runCli(['deploy', fnName], { cwd: workdir, env: { ...stack.env, HEARTH_REGISTRY: testEnv().registry } });
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stdout, /version 2/);
+  const ref = res.stdout.split('\n').find((l) => /@sha256:[a-f0-9]{64}$/.test(l.trim()))!.trim();
+  const served = await call('/version');
+  assert.equal(await served.text(), 'two');
+  assert.equal(served.headers.get('x-hearth-start'), 'cold', 'the new version gets its own instance');
+
+  const rm = await runCli(['rm', fnName], { cwd: workdir, env: stack.env });
+  assert.equal(rm.code, 0, rm.stderr);
+  assert.equal((await call('/version')).status, 404);
+  const again = await runCli(['rm', fnName], { cwd: workdir, env: stack.env });
+  assert.equal(again.code, 3);
+  assert.match(again.stderr, /not found/);
+  const r = parseReference(ref);
+  await new RegistryClient({ registry: r.registry, insecure: true }).deleteManifest(r.repository, r.digest!).catch(() => {});
+});
+
 test('after the worker stops, no container, overlay mount or instance folder is left', async () => {
   await stack.stopApps();
   stackStopped = true;

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { HearthError, asyncQueueFor, type AsyncJob } from '@hearth/core';
 import type { AppDeps } from '../deps.ts';
+import { limitBody } from '../body-limit.ts';
 import { toWireRequest } from '../wire-request.ts';
 
 function callbackUrl(value: string | undefined): string | undefined {
@@ -25,15 +25,7 @@ function callbackUrl(value: string | undefined): string | undefined {
  */
 export function asyncRoutes(deps: AppDeps): Hono {
   const app = new Hono();
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: deps.config.bodyLimitBytes,
-      onError: () => {
-        throw new HearthError('TOO_LARGE', `request body is larger than the limit of ${deps.config.bodyLimitBytes} bytes`);
-      },
-    }),
-  );
+  app.use('*', limitBody(deps.config.bodyLimitBytes));
   const handle = async (c: Context) => {
     const name = c.req.param('name')!;
     const fn = await deps.functions.require(name);

@@ -1,20 +1,12 @@
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { HearthError, queueCallId, queueTriggers } from '@hearth/core';
 import type { AppDeps } from '../deps.ts';
+import { limitBody } from '../body-limit.ts';
 
 /** `POST /queues/:queue`: adds a job to a trigger queue, as any BullMQ producer could. */
 export function queueRoutes(deps: AppDeps): Hono {
   const app = new Hono();
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: deps.config.bodyLimitBytes,
-      onError: () => {
-        throw new HearthError('TOO_LARGE', `request body is larger than the limit of ${deps.config.bodyLimitBytes} bytes`);
-      },
-    }),
-  );
+  app.use('*', limitBody(deps.config.bodyLimitBytes));
 
   app.post('/:queue', async (c) => {
     const queue = c.req.param('queue');
