@@ -1,7 +1,8 @@
 /**
- * Shared fixtures for the runtime tests: base rootfs folders built from Debian packages
- * (cached across runs, keyed by the recipe and bootstrap sources), a scratch home, and
- * checks that an instance left nothing behind.
+ * Shared fixtures for the runtime tests: base images pulled from the dev registry and
+ * unpacked as the worker does (pullBase), or base rootfs folders built from Debian packages
+ * (cached across runs, keyed by the recipe and bootstrap sources); function code layers;
+ * scratch homes; and checks that an instance left nothing behind.
  */
 import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -11,7 +12,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { RegistryClient, ensureLayersUnpacked, openContentStore, pullImage } from '@hearth/oci';
+import type { SandboxImageConfig } from '@hearth/runtime';
 import { assembleBaseRootfs, baseImageConfig, type BaseKind } from '../../infra/images/rootfs.ts';
+import { testEnv } from '../helpers/services.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CACHE = process.env.HEARTH_TEST_CACHE ?? '/tmp/hearth-test-cache';
@@ -105,5 +109,90 @@ export async function leftovers(home: string, id: string): Promise<string[]> {
   for (const m of mountsMentioning(path.join(home, 'instances', id))) found.push(`mount ${m}`);
   if (await fs.access(path.join(home, 'instances', id)).then(() => true, () => false)) found.push(`folder instances/${id}`);
   if (await fs.access(`/sys/fs/cgroup/memory/hearth/${id}`).then(() => true, () => false)) found.push(`cgroup hearth/${id}`);
+  return found;
+}
+
+// ---------------------------------------------------------------- pulled base images
+
+/** A base image as a sandbox gets it: unpacked layer dirs (lowest first) and the image's `config`. */
+export interface PulledBase {
+  reference: string;
+  layers: string[];
+  imageConfig: SandboxImageConfig;
+}
+
+/**
+ * Pulls `<registry>/hearth/<kind>:latest` from the dev registry into `home` and unpacks its
+ * layers, the way the worker does (pullImage + ensureLayersUnpacked).
+ */
+export async function pullBase(home: string, kind: BaseKind, registry = testEnv().registry): Promise<PulledBase> {
+  const client = new RegistryClient({ registry, insecure: true });
+  const store = openContentStore(path.join(home, 'content'));
+  const image = await pullImage({ store, client, ref: `${registry}/hearth/${kind}:latest` });
+  const layers = await ensureLayersUnpacked({ home, store, image });
+  const { Env, Cmd, Entrypoint, WorkingDir, User } = image.config.config ?? {};
+  return { reference: image.reference, layers, imageConfig: { Env, Cmd, Entrypoint, WorkingDir, User } };
+}
+
+/**
+ * A function's code as one more lower layer: `<home>/code/<name>/function/<file>`. A file is
+ * its text, or `{ text, mode }` (e.g. 0o755 for an exec handler).
+ */
+export async function codeLayer(home: string, name: string, files: Record<string, string | { text: string; mode: number }>): Promise<string> {
+  const layer = path.join(home, 'code', name);
+  for (const [file, spec] of Object.entries(files)) {
+    const { text, mode } = typeof spec === 'string' ? { text: spec, mode: 0o644 } : spec;
+    const target = path.join(layer, 'function', file);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    await fs.writeFile(target, text);
+    await fs.chmod(target, mode); // writeFile's mode is filtered by the umask
+  }
+  return layer;
+}
+
+/** A node function layer: index.js plus the package.json that makes it an ES module. */
+export function nodeCode(home: string, name: string, source: string): Promise<string> {
+  return codeLayer(home, name, { 'index.js': source, 'package.json': '{"type":"module"}\n' });
+}
+
+/** A scratch HEARTH_HOME named after the test prefix (short, for the 107-byte socket path). */
+export async function prefixedHome(prefix: string): Promise<string> {
+  return fs.mkdtemp(path.join(os.tmpdir(), `${prefix}-`));
+}
+
+/**
+ * Running processes on the host in the instance's cgroup (any hierarchy; also one removed
+ * already). Zombies do not count: a killed container's init waits as one until the host's
+ * init reaps it, holding nothing but its pid.
+ */
+export async function processesOf(id: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const name of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(name) || !(await isRunning(Number(name)))) continue;
+    const cgroup = await fs.readFile(`/proc/${name}/cgroup`, 'utf8').catch(() => '');
+    if (cgroup.includes(`/hearth/${id}\n`) || cgroup.includes(`/hearth/${id} (deleted)\n`)) found.push(Number(name));
+  }
+  return found;
+}
+
+/** The process exists and is not a zombie. */
+export async function isRunning(pid: number): Promise<boolean> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // "pid (comm) S ...": comm may hold spaces and parentheses, the state follows the last ')'
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state !== '' && state !== 'Z';
+}
+
+/** Everything under a test prefix that is still there: runc containers, mounts, folders, cgroups, processes. */
+export async function leftoversWithPrefix(home: string, prefix: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const id of runcIds().filter((i) => i.startsWith(prefix))) found.push(`runc container ${id}`);
+  for (const m of mountsMentioning(path.join(home, 'instances'))) found.push(`mount ${m}`);
+  const instances = await fs.readdir(path.join(home, 'instances')).catch(() => [] as string[]);
+  for (const id of instances) found.push(`folder instances/${id}`);
+  for (const controller of ['memory', 'pids', 'cpu', 'unified']) {
+    const groups = await fs.readdir(`/sys/fs/cgroup/${controller}/hearth`).catch(() => [] as string[]);
+    for (const g of groups.filter((n) => n.startsWith(prefix))) found.push(`cgroup ${controller}/hearth/${g}`);
+  }
   return found;
 }
