@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createRuncSandbox, cleanupInstances, type Sandbox } from '@hearth/runtime';
-import { baseRootfs, functionImageConfig, functionLayer, leftovers, scratchHome, testPrefix } from './fixtures.ts';
+import { baseRootfs, functionImageConfig, functionLayer, leftovers, post, scratchHome, testPrefix } from './fixtures.ts';
 
 let home: string;
 let prefix: string;
@@ -44,9 +44,6 @@ after(async () => {
   await fs.rm(home, { recursive: true, force: true });
 });
 
-const post = (p: string, body: string | Buffer, query = '') => ({
-  method: 'POST', path: p, query, headers: { 'content-type': 'text/plain' }, body: Buffer.from(body),
-});
 
 test('a #!/bin/sh handler running `tr a-z A-Z` echoes the body uppercased', async () => {
   const res = await sandbox.invoke(post('/', 'hello, exec world'), { timeoutMs: 5000 });

@@ -13,7 +13,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RegistryClient, ensureLayersUnpacked, openContentStore, pullImage } from '@hearth/oci';
-import type { SandboxImageConfig } from '@hearth/runtime';
+import assert from 'node:assert/strict';
+import { isHearthError, type HearthError } from '@hearth/core';
+import { createRuncSandbox, type RuncSandbox, type SandboxImageConfig, type SandboxOptions, type SandboxRequest } from '@hearth/runtime';
 import { assembleBaseRootfs, baseImageConfig, type BaseKind } from '../../infra/images/rootfs.ts';
 import { testEnv } from '../helpers/services.ts';
 
@@ -195,4 +197,34 @@ export async function leftoversWithPrefix(home: string, prefix: string): Promise
     for (const g of groups.filter((n) => n.startsWith(prefix))) found.push(`cgroup ${controller}/hearth/${g}`);
   }
   return found;
+}
+
+/** A GET of `p` as the worker would send it. */
+export const get = (p: string, query = ''): SandboxRequest => ({ method: 'GET', path: p, query, headers: {}, body: Buffer.alloc(0) });
+
+/** A text/plain POST of `body` to `p`. */
+export const post = (p: string, body: string | Buffer, query = ''): SandboxRequest => ({
+  method: 'POST',
+  path: p,
+  query,
+  headers: { 'content-type': 'text/plain' },
+  body: Buffer.from(body),
+});
+
+/** Awaits `promise` and asserts that it rejects with a HearthError of `code`. */
+export async function rejectsWith(promise: Promise<unknown>, code: HearthError['code']): Promise<HearthError> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(isHearthError(err, code), `expected HearthError ${code}, got ${String(err)}`);
+    return err as HearthError;
+  }
+  assert.fail(`expected HearthError ${code}, but it resolved`);
+}
+
+/** A runc sandbox logging to `<home>/logs/<id>.log`, remembered in `tracked` so `after` can stop it. */
+export function trackedSandbox(tracked: RuncSandbox[], opts: Omit<SandboxOptions, 'logPath'> & { logPath?: string }): RuncSandbox {
+  const s = createRuncSandbox({ logPath: path.join(opts.home, 'logs', `${opts.id}.log`), ...opts });
+  tracked.push(s);
+  return s;
 }

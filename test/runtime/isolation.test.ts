@@ -12,11 +12,11 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { isHearthError, type HearthError } from '@hearth/core';
-import { cleanupInstances, createRuncSandbox, instancePaths, type RuncSandbox, type SandboxOptions, type SandboxRequest } from '@hearth/runtime';
+import { cleanupInstances, instancePaths, type RuncSandbox, type SandboxOptions } from '@hearth/runtime';
 import { uniquePrefix } from '../helpers/services.ts';
 import {
-  codeLayer, isRunning, leftovers, leftoversWithPrefix, mountsMentioning, nodeCode, prefixedHome, processesOf, pullBase, runcIds, type PulledBase,
+  codeLayer, get, isRunning, leftovers, leftoversWithPrefix, mountsMentioning, nodeCode, post, prefixedHome, processesOf, pullBase, rejectsWith, runcIds,
+  trackedSandbox, type PulledBase,
 } from './fixtures.ts';
 
 /** Probes run by a node function (String.raw: the backslashes are the handler's own). */
@@ -100,50 +100,31 @@ const hostFiles: string[] = [];
 
 function nodeSandbox(over: Partial<SandboxOptions> = {}): RuncSandbox {
   const id = over.id ?? `${prefix}-${++n}`;
-  const s = createRuncSandbox({
+  return trackedSandbox(sandboxes, {
     home,
     id,
     layers: [...nodeBase.layers, probe],
     imageConfig: nodeBase.imageConfig,
     env: { HEARTH_HANDLER: '/function/index.js' },
     limits: { memoryMb: 128, cpu: 1 },
-    logPath: path.join(home, 'logs', `${id}.log`),
     ...over,
   });
-  sandboxes.push(s);
-  return s;
 }
 
 function execSandbox(over: Partial<SandboxOptions> = {}): RuncSandbox {
   const id = `${prefix}-${++n}`;
-  const s = createRuncSandbox({
+  return trackedSandbox(sandboxes, {
     home,
     id,
     layers: [...execBase.layers, execCode],
     imageConfig: execBase.imageConfig,
     env: { HEARTH_HANDLER: '/function/handler.sh' },
     limits: { memoryMb: 32, cpu: 0.5 },
-    logPath: path.join(home, 'logs', `${id}.log`),
     ...over,
   });
-  sandboxes.push(s);
-  return s;
 }
 
-const get = (p: string, query = ''): SandboxRequest => ({ method: 'GET', path: p, query, headers: {}, body: Buffer.alloc(0) });
-const post = (p: string, body: string, query = ''): SandboxRequest => ({
-  method: 'POST', path: p, query, headers: { 'content-type': 'text/plain' }, body: Buffer.from(body),
-});
 
-async function rejectsWith(promise: Promise<unknown>, code: HearthError['code']): Promise<HearthError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(isHearthError(err, code), `expected HearthError ${code}, got ${String(err)}`);
-    return err as HearthError;
-  }
-  assert.fail(`expected HearthError ${code}, but it resolved`);
-}
 
 const exists = (p: string) => fs.access(p).then(() => true, () => false);
 

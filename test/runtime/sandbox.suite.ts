@@ -7,9 +7,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { isHearthError, type HearthError } from '@hearth/core';
-import type { Sandbox, SandboxRequest } from '@hearth/runtime';
-import { baseRootfs, functionImageConfig, functionLayer, scratchHome, testPrefix } from './fixtures.ts';
+import type { Sandbox } from '@hearth/runtime';
+import { baseRootfs, functionImageConfig, functionLayer, get, rejectsWith, scratchHome, testPrefix } from './fixtures.ts';
 
 export interface SuiteContext {
   home: string;
@@ -83,18 +82,8 @@ export default async (request, ctx) => {
 };
 `;
 
-const get = (p: string, query = ''): SandboxRequest => ({ method: 'GET', path: p, query, headers: {}, body: Buffer.alloc(0) });
 const json = (b: Buffer) => JSON.parse(b.toString('utf8'));
 
-async function rejectsWith(promise: Promise<unknown>, code: HearthError['code']): Promise<HearthError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(isHearthError(err, code), `expected HearthError ${code}, got ${String(err)}`);
-    return err as HearthError;
-  }
-  assert.fail(`expected HearthError ${code}, but it resolved`);
-}
 
 export function sandboxSuite(driver: SandboxDriver): void {
   let home: string;

@@ -8,10 +8,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { isHearthError, type HearthError } from '@hearth/core';
-import { cleanupInstances, createRuncSandbox, type RuncSandbox, type SandboxOptions, type SandboxRequest } from '@hearth/runtime';
+import { cleanupInstances, type RuncSandbox, type SandboxOptions } from '@hearth/runtime';
 import { uniquePrefix } from '../helpers/services.ts';
-import { leftovers, leftoversWithPrefix, nodeCode, prefixedHome, pullBase, type PulledBase } from './fixtures.ts';
+import { get, leftovers, leftoversWithPrefix, nodeCode, prefixedHome, pullBase, rejectsWith, trackedSandbox, type PulledBase } from './fixtures.ts';
 
 const HANDLER = `
 export default async (request) => {
@@ -45,31 +44,18 @@ const sandboxes: RuncSandbox[] = [];
 /** A node sandbox of this test's function (or `layers`), tracked for the final stop. */
 function sandbox(over: Partial<SandboxOptions> = {}): RuncSandbox {
   const id = `${prefix}-${++n}`;
-  const s = createRuncSandbox({
+  return trackedSandbox(sandboxes, {
     home,
     id,
     layers: [...base.layers, code],
     imageConfig: base.imageConfig,
     env: { HEARTH_HANDLER: '/function/index.js' },
     limits: { memoryMb: 128, cpu: 1 },
-    logPath: path.join(home, 'logs', `${id}.log`),
     ...over,
   });
-  sandboxes.push(s);
-  return s;
 }
 
-const get = (p: string, query = ''): SandboxRequest => ({ method: 'GET', path: p, query, headers: {}, body: Buffer.alloc(0) });
 
-async function rejectsWith(promise: Promise<unknown>, code: HearthError['code']): Promise<HearthError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(isHearthError(err, code), `expected HearthError ${code}, got ${String(err)}`);
-    return err as HearthError;
-  }
-  assert.fail(`expected HearthError ${code}, but it resolved`);
-}
 
 before(async () => {
   prefix = uniquePrefix('rt');
