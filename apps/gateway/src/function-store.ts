@@ -15,6 +15,11 @@ export interface FunctionRecord {
   updatedAt: Date;
 }
 
+/** The part of a job that names what to run: a version pinned by digest, with its spec. */
+export function jobFunction(fn: FunctionRecord) {
+  return { name: fn.name, version: fn.version, imageRef: fn.imageRef, imageDigest: fn.imageDigest, spec: fn.spec };
+}
+
 const DIGEST_REF = /^(?<repo>[^@\s]+)@(?<digest>sha256:[a-f0-9]{64})$/;
 
 /** Splits `registry/repo[:tag]@sha256:…`; deploys pin images by digest so a call never runs stale code. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Queue, QueueEvents, type ConnectionOptions } from 'bullmq';
 import { HearthError, JOBS, QUEUES, invokeResultSchema, type InvokeJobInput, type InvokeResult, type WireRequest } from '@hearth/core';
-import type { FunctionRecord } from './function-store.ts';
+import { jobFunction, type FunctionRecord } from './function-store.ts';
 
 /**
  * How long a caller waits beyond the function's own timeout: room for a cold start
@@ -32,7 +32,7 @@ export class Invoker {
     const waitMs = fn.spec.timeoutMs + START_ALLOWANCE_MS;
     const data: InvokeJobInput = {
       callId,
-      function: { name: fn.name, version: fn.version, imageRef: fn.imageRef, imageDigest: fn.imageDigest, spec: fn.spec },
+      function: jobFunction(fn),
       request,
       trigger: 'http',
       enqueuedAt: Date.now(),

@@ -1,6 +1,5 @@
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs/promises';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { HearthError, invokeJobSchema, isHearthError, type HearthConfig, type InvokeJob, type InvokeResult } from '@hearth/core';
 import { createRuncSandbox, type Sandbox } from '@hearth/runtime';
@@ -46,8 +45,6 @@ export function createInvokeProcessor(deps: ProcessorDeps) {
     const fn = job.function;
     const image = await images.prepare(fn.imageRef, fn.imageDigest);
     const id = `${config.instancePrefix}${fn.name.slice(0, 16)}-${randomBytes(4).toString('hex')}`;
-    const logDir = path.join(config.home, 'logs', fn.name);
-    await fs.mkdir(logDir, { recursive: true });
     const sandbox = createRuncSandbox({
       home: config.home,
       id,
@@ -55,7 +52,7 @@ export function createInvokeProcessor(deps: ProcessorDeps) {
       imageConfig: image.config,
       limits: { memoryMb: fn.spec.memoryMb, cpu: fn.spec.cpu },
       env: { ...fn.spec.env, HEARTH_FUNCTION: fn.name, HEARTH_VERSION: String(fn.version) },
-      logPath: path.join(logDir, `${id}.log`),
+      logPath: path.join(config.home, 'logs', fn.name, `${id}.log`),
     });
     try {
       await sandbox.start();

@@ -4,6 +4,7 @@ import { HearthError, asyncQueueFor, type AsyncJob } from '@hearth/core';
 import type { AppDeps } from '../deps.ts';
 import { limitBody } from '../body-limit.ts';
 import { toWireRequest } from '../wire-request.ts';
+import { jobFunction } from '../function-store.ts';
 
 function callbackUrl(value: string | undefined): string | undefined {
   if (value === undefined || value === '') return undefined;
@@ -35,7 +36,7 @@ export function asyncRoutes(deps: AppDeps): Hono {
     const traceparent = c.req.header('traceparent');
     const data: AsyncJob = {
       callId,
-      function: { name: fn.name, version: fn.version, imageRef: fn.imageRef, imageDigest: fn.imageDigest, spec: fn.spec },
+      function: jobFunction(fn),
       request,
       trigger: 'http',
       enqueuedAt: Date.now(),
