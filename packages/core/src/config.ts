@@ -29,6 +29,18 @@ export interface HearthConfig {
   workerConcurrency: number;
   /** How long an idle instance is kept for the next call of the same version (plain keep-alive). */
   idleTtlSec: number;
+  /** Names this worker in Redis (warm-instance adverts, its own queue, `hearth ps`). */
+  workerId: string;
+  /** The memory the worker's instances may hold together (their memoryMb summed). */
+  workerMemoryMb: number;
+  /** Generic instances per runtime that wait to be specialized (0 turns stem cells off). */
+  stemCellsPerRuntime: number;
+  /** An idle instance is frozen (cgroup freezer) this long after its last call; 0 never. */
+  pauseAfterMs: number;
+  /** API key the CLI sends (else it reads its config file). */
+  apiKey?: string;
+  /** Where spans also go over OTLP/HTTP, as OpenTelemetry's own variable names it. */
+  otlpEndpoint?: string;
 }
 
 const int = (value: string | undefined, fallback: number): number => {
@@ -59,5 +71,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HearthConfig {
     instancePrefix: env.HEARTH_INSTANCE_PREFIX ?? 'hearth-',
     workerConcurrency: int(env.HEARTH_WORKER_CONCURRENCY, Math.max(4, os.availableParallelism() * 4)),
     idleTtlSec: int(env.HEARTH_IDLE_TTL_SEC, 300),
+    workerId: env.HEARTH_WORKER_ID || `${os.hostname()}-${process.pid}`,
+    // Most of the machine: the rest is for the host, the services and the worker itself.
+    workerMemoryMb: int(env.HEARTH_WORKER_MEMORY_MB, Math.floor((os.totalmem() / 1024 / 1024) * 0.75)),
+    stemCellsPerRuntime: int(env.HEARTH_STEM_CELLS, 1),
+    pauseAfterMs: int(env.HEARTH_PAUSE_AFTER_MS, 2000),
+    ...(env.HEARTH_API_KEY ? { apiKey: env.HEARTH_API_KEY } : {}),
+    ...(env.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
   };
 }

@@ -43,6 +43,8 @@ export const functionSpecSchema = z
     cpu: z.number().positive().max(64).default(0.5),
     timeoutMs: z.number().int().min(1).max(15 * 60 * 1000).default(10000),
     concurrency: z.number().int().min(1).max(1000).default(1),
+    /** `key`: `/function/NAME` needs an API key too (private); `none`: public, the default. */
+    auth: z.enum(['none', 'key']).default('none'),
     /** An async call that waited in the queue longer than this is dropped and recorded as expired (Lambda's default: 6 h). */
     maxEventAgeSec: z.number().int().min(1).max(7 * 24 * 3600).default(21600),
     scale: z

@@ -82,3 +82,70 @@ export const calls = pgTable(
   },
   (t) => [index('calls_created').on(t.createdAt), index('calls_status_created').on(t.status, t.createdAt), index('calls_function_created').on(t.functionName, t.createdAt)],
 );
+
+/**
+ * `hearth scale NAME --min N --max M`: the function's scale, kept apart from its versions so
+ * that changing it needs no deploy. Null fields fall back to the current version's spec.
+ */
+export const functionScale = pgTable('function_scale', {
+  functionName: text('function_name')
+    .primaryKey()
+    .references(() => functions.name, { onDelete: 'cascade' }),
+  minWarm: integer('min_warm'),
+  maxInstances: integer('max_instances'),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+/**
+ * API keys for the management API. Only a hash of the key is kept; `prefix` (the key's
+ * first characters, not secret) lets a user tell keys apart in `hearth keys ls`.
+ */
+export const apiKeys = pgTable(
+  'api_keys',
+  {
+    id: text('id').primaryKey(),
+    name: text('name').notNull(),
+    prefix: text('prefix').notNull(),
+    hash: text('hash').notNull(),
+    role: text('role').notNull().default('admin'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  },
+  (t) => [uniqueIndex('api_keys_hash').on(t.hash)],
+);
+
+/** A function's secrets, encrypted at rest (AES-256-GCM); mounted as files under /run/secrets. */
+export const secrets = pgTable(
+  'secrets',
+  {
+    /** No foreign key: secrets may be set before the first deploy; `rm` deletes them. */
+    functionName: text('function_name').notNull(),
+    key: text('key').notNull(),
+    /** base64 of iv (12 bytes) + auth tag (16 bytes) + ciphertext. */
+    sealed: text('sealed').notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('secrets_function_key').on(t.functionName, t.key)],
+);
+
+/** The span store: OpenTelemetry spans as the batching exporter writes them. */
+export const spans = pgTable(
+  'spans',
+  {
+    traceId: text('trace_id').notNull(),
+    spanId: text('span_id').primaryKey(),
+    parentSpanId: text('parent_span_id'),
+    name: text('name').notNull(),
+    service: text('service').notNull(),
+    /** Microseconds since the epoch: the waterfall needs better than millisecond offsets. */
+    startUs: bigint('start_us', { mode: 'number' }).notNull(),
+    durationUs: bigint('duration_us', { mode: 'number' }).notNull(),
+    /** 0 unset, 1 ok, 2 error (OpenTelemetry's SpanStatusCode). */
+    statusCode: integer('status_code').notNull().default(0),
+    statusMessage: text('status_message'),
+    functionName: text('function_name'),
+    attributes: jsonb('attributes').$type<Record<string, unknown>>().notNull().default({}),
+  },
+  (t) => [index('spans_trace').on(t.traceId), index('spans_function_start').on(t.functionName, t.startUs), index('spans_start').on(t.startUs)],
+);
