@@ -22,9 +22,19 @@ export interface ContentStore {
    * Writes through an ingest file; commits only when size and sha256 match `digest`, else
    * throws INVALID_ARGUMENT (details: expected, actual, size) and stores nothing.
    * `opts.size`, when given, is also enforced while streaming: a longer source is cut off.
+   * `opts.maxBytes` caps the blob whatever its claimed size: past it the write stops with
+   * TOO_LARGE naming the limit, and nothing is stored.
    */
-  write(digest: string, data: Buffer | NodeJS.ReadableStream | AsyncIterable<Uint8Array>, opts?: { size?: number }): Promise<void>;
+  write(digest: string, data: Buffer | NodeJS.ReadableStream | AsyncIterable<Uint8Array>, opts?: WriteOptions): Promise<void>;
   delete(digest: string): Promise<void>;
+}
+
+/** Checks a write makes while it streams. */
+export interface WriteOptions {
+  /** The exact size the blob must have (from its descriptor). */
+  size?: number;
+  /** The most bytes accepted; more is TOO_LARGE. */
+  maxBytes?: number;
 }
 
 class LocalContentStore implements ContentStore {
@@ -60,7 +70,7 @@ class LocalContentStore implements ContentStore {
     return readFile(this.path(digest));
   }
 
-  async write(digest: string, data: Buffer | NodeJS.ReadableStream | AsyncIterable<Uint8Array>, opts: { size?: number } = {}): Promise<void> {
+  async write(digest: string, data: Buffer | NodeJS.ReadableStream | AsyncIterable<Uint8Array>, opts: WriteOptions = {}): Promise<void> {
     const target = this.#blobPath(digest);
     await mkdir(this.#ingest, { recursive: true });
     await mkdir(this.#blobs, { recursive: true });
@@ -73,6 +83,11 @@ class LocalContentStore implements ContentStore {
       for await (const raw of chunks) {
         const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
         digester.update(chunk);
+        if (opts.maxBytes !== undefined && digester.size > opts.maxBytes) {
+          throw new HearthError('TOO_LARGE', `refused blob ${digest}: it is larger than the limit of ${opts.maxBytes} bytes`, {
+            details: { expected: digest, limit: opts.maxBytes },
+          });
+        }
         if (opts.size !== undefined && digester.size > opts.size) {
           throw mismatch(digest, `more than the expected ${opts.size} bytes`, { expected: digest, expectedSize: opts.size, size: digester.size });
         }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { ContentStore } from './content-store.ts';
 import { digestHex } from './digest.ts';
 import type { PulledImage } from './pull.ts';
-import { unpackLayer } from './unpack.ts';
+import { unpackLayer, type UnpackLimits } from './unpack.ts';
 
 /** Unpacks still running in this process, by final folder, so concurrent callers share one. */
 const inFlight = new Map<string, Promise<void>>();
@@ -14,9 +14,10 @@ const inFlight = new Map<string, Promise<void>>();
  * overlayfs lowerdir). A layer is unpacked once: into a scratch folder under
  * `<home>/layers/tmp/`, then renamed into place, so a folder that exists is complete. Two
  * processes racing on one layer both unpack; the first rename wins and the other's copy is
- * thrown away.
+ * thrown away. A layer that fails (a refused entry, a tar bomb past `limits`) leaves nothing
+ * behind under `<home>/layers/`.
  */
-export async function ensureLayersUnpacked(opts: { home: string; store: ContentStore; image: PulledImage }): Promise<string[]> {
+export async function ensureLayersUnpacked(opts: { home: string; store: ContentStore; image: PulledImage; limits?: Partial<UnpackLimits> }): Promise<string[]> {
   const base = path.join(opts.home, 'layers', 'sha256');
   const tmpBase = path.join(opts.home, 'layers', 'tmp');
   const dirs: string[] = [];
@@ -26,7 +27,7 @@ export async function ensureLayersUnpacked(opts: { home: string; store: ContentS
     if (await exists(final)) continue;
     let job = inFlight.get(final);
     if (!job) {
-      job = unpackOnce(opts.store, layer, final, base, tmpBase).finally(() => inFlight.delete(final));
+      job = unpackOnce(opts.store, layer, final, base, tmpBase, opts.limits).finally(() => inFlight.delete(final));
       inFlight.set(final, job);
     }
     await job;
@@ -40,6 +41,7 @@ async function unpackOnce(
   final: string,
   base: string,
   tmpBase: string,
+  limits: Partial<UnpackLimits> | undefined,
 ): Promise<void> {
   await mkdir(base, { recursive: true });
   await mkdir(tmpBase, { recursive: true });
@@ -47,7 +49,7 @@ async function unpackOnce(
   try {
     // mkdtemp makes 0700; a layer's root is the container's "/" unless the layer says otherwise.
     await chmod(scratch, 0o755);
-    await unpackLayer({ store, digest: layer.digest, mediaType: layer.mediaType, dest: scratch, diffId: layer.diffId });
+    await unpackLayer({ store, digest: layer.digest, mediaType: layer.mediaType, dest: scratch, diffId: layer.diffId, ...(limits ? { limits } : {}) });
     try {
       await rename(scratch, final);
     } catch (err) {

@@ -91,6 +91,9 @@ export class RegistryClient {
     } catch {
       throw new HearthError('BAD_GATEWAY', `registry ${this.registry} served manifest ${name} that is not JSON`);
     }
+    if (typeof manifest !== 'object' || manifest === null || Array.isArray(manifest)) {
+      throw new HearthError('BAD_GATEWAY', `registry ${this.registry} served manifest ${name} that is not a JSON object`);
+    }
     const contentType = headerValue(res, 'content-type')?.split(';')[0]?.trim();
     const mediaType: string = typeof manifest?.mediaType === 'string' ? manifest.mediaType : (contentType ?? '');
     return { digest, mediaType, bytes, manifest };

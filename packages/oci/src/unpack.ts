@@ -26,7 +26,19 @@ export interface UnpackLayerOptions {
   dest: string;
   /** When given, the uncompressed tar must hash to it (the config's diff_id). */
   diffId?: string;
+  /** Caps against tar bombs; defaults in DEFAULT_UNPACK_LIMITS. */
+  limits?: Partial<UnpackLimits>;
 }
+
+/** How much one layer may unpack to. Past either limit unpacking stops with TOO_LARGE. */
+export interface UnpackLimits {
+  /** Bytes of uncompressed tar (headers and contents), which bounds what lands on disk. */
+  maxUnpackedBytes: number;
+  /** Tar entries (files, folders, links, whiteouts, ...). */
+  maxEntries: number;
+}
+
+export const DEFAULT_UNPACK_LIMITS: UnpackLimits = { maxUnpackedBytes: 4 * 1024 ** 3, maxEntries: 200_000 };
 
 /**
  * Unpacks one layer blob from the store into `dest`, as a lower dir for overlayfs:
@@ -44,6 +56,9 @@ export interface UnpackLayerOptions {
  *   container, and nothing is ever written through one;
  * - device files and FIFOs other than whiteouts are skipped (a runtime provides /dev);
  *   other exotic entry types (sparse files, …) are refused; xattrs in PAX headers are not kept.
+ *
+ * - a tar bomb stops with TOO_LARGE: more uncompressed bytes than `limits.maxUnpackedBytes`
+ *   (4 GiB) or more entries than `limits.maxEntries` (200 000), counted as the stream arrives.
  *
  * On error `dest` is left half-written: unpack into a scratch folder (ensureLayersUnpacked does).
  */
@@ -65,11 +80,12 @@ export async function unpackLayer(opts: UnpackLayerOptions): Promise<void> {
     source = createReadStream(blobPath, { highWaterMark: 1024 * 1024 });
   }
 
+  const { maxUnpackedBytes, maxEntries } = { ...DEFAULT_UNPACK_LIMITS, ...opts.limits };
   const digester = new Digester();
   const tap = new PassThrough();
-  tap.on('data', (c: Buffer) => digester.update(c));
   const writer = new LayerWriter(dest, label);
   const parser = new Parser({ strict: true });
+  let entries = 0;
 
   await new Promise<void>((resolve, reject) => {
     let failed = false;
@@ -82,8 +98,18 @@ export async function unpackLayer(opts: UnpackLayerOptions): Promise<void> {
       child?.kill();
       reject(asHearthError(err, label));
     };
+    tap.on('data', (c: Buffer) => {
+      digester.update(c);
+      if (digester.size > maxUnpackedBytes) {
+        fail(new HearthError('TOO_LARGE', `refused ${label}: it unpacks to more than the limit of ${maxUnpackedBytes} bytes`));
+      }
+    });
     let chain = Promise.resolve();
     parser.on('entry', (entry: ReadEntry) => {
+      if (++entries > maxEntries) {
+        entry.resume();
+        return fail(new HearthError('TOO_LARGE', `refused ${label}: it has more than the limit of ${maxEntries} entries`));
+      }
       chain = chain.then(async () => {
         if (failed) return void entry.resume();
         try {
