@@ -96,8 +96,16 @@ export async function functionLayer(home: string, name: string, files: Record<st
 }
 
 export function runcIds(): string[] {
-  const out = execFileSync('runc', ['list', '--format', 'json'], { encoding: 'utf8' });
-  return ((JSON.parse(out) as { id: string }[] | null) ?? []).map((c) => c.id);
+  // `runc list` fails ("stat /run/runc/<id>: no such file") when another test's container
+  // is deleted while it lists: ask again
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const out = execFileSync('runc', ['list', '--format', 'json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      return ((JSON.parse(out) as { id: string }[] | null) ?? []).map((c) => c.id);
+    } catch (err) {
+      if (attempt >= 5 || !/no such file or directory/.test(String((err as { stderr?: string }).stderr))) throw err;
+    }
+  }
 }
 
 export function mountsMentioning(text: string): string[] {
@@ -120,6 +128,10 @@ export async function leftovers(home: string, id: string): Promise<string[]> {
 export interface PulledBase {
   reference: string;
   layers: string[];
+  /** The layers' diff ids, in the same order. */
+  diffIds: string[];
+  /** The manifest's digest (sha256:...). */
+  digest: string;
   imageConfig: SandboxImageConfig;
 }
 
@@ -128,12 +140,17 @@ export interface PulledBase {
  * layers, the way the worker does (pullImage + ensureLayersUnpacked).
  */
 export async function pullBase(home: string, kind: BaseKind, registry = testEnv().registry): Promise<PulledBase> {
+  return pullUnpacked(home, `${registry}/hearth/${kind}:latest`, registry);
+}
+
+/** Any image from the dev registry, pulled and unpacked into `home` as the worker does. */
+export async function pullUnpacked(home: string, ref: string, registry = testEnv().registry): Promise<PulledBase> {
   const client = new RegistryClient({ registry, insecure: true });
   const store = openContentStore(path.join(home, 'content'));
-  const image = await pullImage({ store, client, ref: `${registry}/hearth/${kind}:latest` });
+  const image = await pullImage({ store, client, ref });
   const layers = await ensureLayersUnpacked({ home, store, image });
   const { Env, Cmd, Entrypoint, WorkingDir, User } = image.config.config ?? {};
-  return { reference: image.reference, layers, imageConfig: { Env, Cmd, Entrypoint, WorkingDir, User } };
+  return { reference: image.reference, digest: image.manifestDigest, layers, diffIds: image.layers.map((l) => l.diffId), imageConfig: { Env, Cmd, Entrypoint, WorkingDir, User } };
 }
 
 /**

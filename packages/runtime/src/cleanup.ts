@@ -3,6 +3,7 @@ import path from 'node:path';
 import { HearthError } from '@hearth/core';
 import { runcDeleteForce, runcList } from './runc/runc.ts';
 import { unmount } from './runc/overlay.ts';
+import { freezerStatePath } from './runc/freezer.ts';
 
 /**
  * Removes containers, mounts and instance folders whose id starts with `prefix`: what a
@@ -14,6 +15,8 @@ export async function cleanupInstances(home: string, prefix: string): Promise<st
   const removed = new Set<string>();
   for (const c of await runcList()) {
     if (c.id.startsWith(prefix)) {
+      // a paused container's processes die only once thawed
+      if (c.status === 'paused') await fs.writeFile(freezerStatePath(c.id), 'THAWED').catch(() => undefined);
       await runcDeleteForce(c.id);
       removed.add(c.id);
     }

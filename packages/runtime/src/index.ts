@@ -3,3 +3,8 @@ export { createRuncSandbox, instancePaths, RuncSandbox } from './runc/runc-sandb
 export { cleanupInstances } from './cleanup.ts';
 export { buildBundleSpec, mergeEnv, SOCKET_PATH, type BundleSpecInput } from './runc/bundle-spec.ts';
 export { InvokeClient } from './invoke-client.ts';
+export type { SpecializeOptions } from './sandbox.ts';
+export { stemCellLayers, SPECIALIZE_PATH } from './stem-cell.ts';
+export { SECRETS_DIR, validateSecretKeys } from './secrets.ts';
+export { DEFAULT_MAX_RESPONSE_BYTES } from './invoke-client.ts';
+export { DEFAULT_USER } from './runc/runc-sandbox.ts';

@@ -13,21 +13,28 @@ const HOP_BY_HOP = new Set([
   'expect', 'host', 'content-length',
 ]);
 
+/** Lambda's limit for a synchronous response. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
+
 const CONNECTION_LOST = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 
 export class InvokeClient {
   readonly socketPath: string;
+  /** Largest response body accepted; a larger one is TOO_LARGE (and its connection dropped). */
+  readonly maxResponseBytes: number;
   private readonly agent: Agent;
 
-  constructor(socketPath: string) {
+  constructor(socketPath: string, opts: { maxResponseBytes?: number } = {}) {
     this.socketPath = socketPath;
+    this.maxResponseBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     // One connection at a time per in-flight call; kept alive for the next call.
     this.agent = new Agent({ connect: { socketPath }, keepAliveTimeout: 30_000, pipelining: 1 });
   }
 
   /**
    * Sends one request. Throws HearthError TIMEOUT after opts.timeoutMs, UNAVAILABLE with
-   * "connection lost: ..." when the socket refuses or drops the call.
+   * "connection lost: ..." when the socket refuses or drops the call, TOO_LARGE when the
+   * response body passes maxResponseBytes (the instance stays usable).
    */
   async invoke(req: SandboxRequest, opts: InvokeOptions): Promise<SandboxResponse> {
     const headers: Record<string, string> = {};
@@ -54,7 +61,7 @@ export class InvokeClient {
         headersTimeout: 0,
         bodyTimeout: 0,
       });
-      const body = Buffer.from(await res.body.arrayBuffer());
+      const body = await this.readBody(res.body, res.headers['content-length']);
       const out: Record<string, string> = {};
       for (const [name, value] of Object.entries(res.headers)) {
         if (value === undefined || name === 'connection' || name === 'keep-alive' || name === 'transfer-encoding') continue;
@@ -62,6 +69,7 @@ export class InvokeClient {
       }
       return { status: res.statusCode, headers: out, body };
     } catch (err) {
+      if (err instanceof HearthError) throw err;
       if (timedOut) {
         throw new HearthError('TIMEOUT', `function did not answer within ${opts.timeoutMs} ms`, { cause: err });
       }
@@ -79,7 +87,37 @@ export class InvokeClient {
     }
   }
 
+  /** The whole body, or TOO_LARGE as soon as it passes the limit (announced or counted). */
+  private async readBody(stream: Dispatcher.ResponseData['body'], contentLength: string | string[] | undefined): Promise<Buffer> {
+    const max = this.maxResponseBytes;
+    const tooLarge = (size: string) => {
+      // dropping the stream closes this connection; the next call opens a new one. undici
+      // reports the drop as an 'error' on the stream, which nobody else is listening to.
+      stream.on('error', () => undefined);
+      stream.destroy();
+      return new HearthError('TOO_LARGE', `the function's response is larger than the limit of ${formatBytes(max)} (${size})`, {
+        details: { limitBytes: max },
+      });
+    };
+    const announced = Number(Array.isArray(contentLength) ? contentLength[0] : contentLength);
+    if (Number.isFinite(announced) && announced > max) throw tooLarge(`${announced} bytes`);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of stream) {
+      size += (chunk as Buffer).length;
+      if (size > max) throw tooLarge(`more than ${size} bytes`);
+      chunks.push(chunk as Buffer);
+    }
+    return Buffer.concat(chunks, size);
+  }
+
   async close(): Promise<void> {
     await this.agent.destroy().catch(() => undefined);
   }
+}
+
+function formatBytes(n: number): string {
+  if (n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MB`;
+  if (n % 1024 === 0) return `${n / 1024} KB`;
+  return `${n} bytes`;
 }

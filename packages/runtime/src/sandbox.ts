@@ -34,8 +34,28 @@ export interface Sandbox {
   start(): Promise<void>;
   /** Throws HearthError TIMEOUT after timeoutMs (caller then stops the sandbox), UNAVAILABLE when the sandbox died. */
   invoke(req: SandboxRequest, opts: InvokeOptions): Promise<SandboxResponse>;
-  /** Kill, delete, unmount, remove. Safe to call twice and after a failed start. */
+  /** Kill, delete, unmount, remove. Safe to call twice and after a failed start. Works on a paused sandbox. */
   stop(): Promise<void>;
+  /** Freezes the instance (no CPU, memory kept) while it is idle; invoke() refuses until resume(). */
+  pause?(): Promise<void>;
+  /** Thaws a paused instance. */
+  resume?(): Promise<void>;
+  /** Between pause() and resume(). */
+  readonly paused?: boolean;
+  /** Stem cells (created with `stemCell: true`): load one function into the running instance, once. */
+  specialize?(opts: SpecializeOptions): Promise<{ mountMs: number; loadMs: number }>;
+}
+
+/** What turns a stem cell into an instance of one function. */
+export interface SpecializeOptions {
+  /** The function image's own layers (unpacked dirs, lowest first) above the stem cell's base layers; only their /function is used. */
+  functionLayers: string[];
+  /** Set in the bootstrap's process.env before the handler loads; must include HEARTH_HANDLER (from the function image's Env). */
+  env: Record<string, string>;
+  /** New limits for the function (else the stem cell's stay). */
+  limits?: SandboxLimits;
+  /** Files under /run/secrets, as SandboxOptions.secrets. */
+  secrets?: Record<string, string | Buffer>;
 }
 
 /** The subset of an OCI image config a sandbox needs. */
@@ -44,7 +64,7 @@ export interface SandboxImageConfig {
   Cmd?: string[];
   Entrypoint?: string[];
   WorkingDir?: string;
-  /** `uid`, `uid:gid`, or a user name from the image's /etc/passwd; empty means root (with no capabilities). */
+  /** `uid`, `uid:gid`, or a user name from the image's /etc/passwd; empty means 65534:65534 (nobody; "0" for root, with no capabilities). */
   User?: string;
 }
 
@@ -76,4 +96,16 @@ export interface SandboxOptions {
   logPath: string;
   /** Default 10 s. */
   readyTimeoutMs?: number;
+  /**
+   * A stem cell: `layers` are a base image's only, the bootstrap listens with no handler,
+   * and specialize() later mounts one function's code at /function and loads it.
+   */
+  stemCell?: boolean;
+  /**
+   * Files the function reads at /run/secrets/<key> (read-only, mode 0400, owned by the uid
+   * it runs as); removed with the instance. Keys must be safe file names (INVALID_ARGUMENT).
+   */
+  secrets?: Record<string, string | Buffer>;
+  /** Largest response body accepted from the function (default 6 MB, as Lambda); TOO_LARGE past it. */
+  maxResponseBytes?: number;
 }

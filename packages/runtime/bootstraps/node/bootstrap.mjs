@@ -2,31 +2,46 @@
 // Loads the handler module named by $HEARTH_HANDLER, then serves the invoke protocol
 // (HTTP/1.1) on the Unix socket $HEARTH_SOCKET. The socket appears only after the module
 // has loaded, so a connectable socket means "ready".
+//
+// Stem-cell mode ($HEARTH_STEM_CELL=1): listens at once with no handler; the worker mounts
+// a function's code at /function and sends POST /_hearth/specialize {"env": {...}}. The
+// bootstrap sets that env, loads $HEARTH_HANDLER and answers 204 (500 {"error"} when the
+// module does not load); from then on it serves the function. Before that, any other
+// request gets 503.
 import http from 'node:http';
 import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
-const handlerPath = process.env.HEARTH_HANDLER;
 const socketPath = process.env.HEARTH_SOCKET || '/run/hearth/invoke.sock';
-const functionName = process.env.HEARTH_FUNCTION || '';
+const stemCell = process.env.HEARTH_STEM_CELL === '1';
+const SPECIALIZE_PATH = '/_hearth/specialize';
 
 function fail(message) {
   process.stderr.write(`hearth bootstrap: ${message}\n`);
   process.exit(1);
 }
 
-if (!handlerPath) fail('HEARTH_HANDLER is not set (expected e.g. /function/index.js)');
+/** An Error whose message is the one line a failed start reports. */
+class LoadError extends Error {}
 
-let mod;
-try {
-  mod = await import(pathToFileURL(handlerPath).href);
-} catch (err) {
-  // the stack first (with the source excerpt), then one line that sums it up: the log's tail
-  // is what a failed start reports
-  if (err && err.stack) process.stderr.write(`${err.stack}\n`);
-  const esmInCjs = /Unexpected token 'export'|Cannot use import statement outside a module/.test(String(err && err.message));
-  const hint = esmInCjs ? ' (ES module syntax in a CommonJS file: set "type": "module" in package.json or name it .mjs)' : '';
-  fail(`cannot load ${handlerPath}: ${err && err.name ? `${err.name}: ${err.message}` : err}${hint}`);
+/** Imports $HEARTH_HANDLER and returns its handler function; throws LoadError. */
+async function loadHandler() {
+  const handlerPath = process.env.HEARTH_HANDLER;
+  if (!handlerPath) throw new LoadError('HEARTH_HANDLER is not set (expected e.g. /function/index.js)');
+  let mod;
+  try {
+    mod = await import(pathToFileURL(handlerPath).href);
+  } catch (err) {
+    // the stack first (with the source excerpt), then one line that sums it up: the log's tail
+    // is what a failed start reports
+    if (err && err.stack) process.stderr.write(`${err.stack}\n`);
+    const esmInCjs = /Unexpected token 'export'|Cannot use import statement outside a module/.test(String(err && err.message));
+    const hint = esmInCjs ? ' (ES module syntax in a CommonJS file: set "type": "module" in package.json or name it .mjs)' : '';
+    throw new LoadError(`cannot load ${handlerPath}: ${err && err.name ? `${err.name}: ${err.message}` : err}${hint}`);
+  }
+  const handler = pickHandler(mod);
+  if (!handler) throw new LoadError(`${handlerPath} exports no function: export default async (request, ctx) => Response`);
+  return handler;
 }
 
 // ESM: `export default fn` or `export function handler`. CommonJS: `module.exports = fn`
@@ -35,8 +50,15 @@ function pickHandler(m) {
   const candidates = [m.default, m.handler, m.default && m.default.default, m.default && m.default.handler];
   return candidates.find((c) => typeof c === 'function');
 }
-const handler = pickHandler(mod);
-if (!handler) fail(`${handlerPath} exports no function: export default async (request, ctx) => Response`);
+
+let handler;
+if (!stemCell) {
+  try {
+    handler = await loadHandler();
+  } catch (err) {
+    fail(err instanceof LoadError ? err.message : String(err));
+  }
+}
 
 function readBody(req) {
   return new Promise((resolve, reject) => {
@@ -107,13 +129,49 @@ function sendError(res, status, message) {
 // the socket appears, not in the first call.
 await new Response(new Request('http://function/', { method: 'POST', body: 'x' }).body).arrayBuffer();
 
+/** Stem cell: `undefined` until specialized, then the handler; `specializing` while loading. */
+let specializing = false;
+
+async function specialize(req, res) {
+  if (handler || specializing) {
+    sendError(res, 409, 'this instance is already specialized');
+    return;
+  }
+  specializing = true;
+  try {
+    const body = JSON.parse((await readBody(req)).toString('utf8') || '{}');
+    for (const [name, value] of Object.entries(body.env || {})) process.env[name] = String(value);
+    // the cwd still points at the folder that was mounted over: look /function up again
+    process.chdir(process.cwd());
+    handler = await loadHandler();
+  } catch (err) {
+    specializing = false;
+    const message = err instanceof LoadError ? err.message : `specialization failed: ${err && err.message ? err.message : err}`;
+    process.stderr.write(`hearth bootstrap: ${message}\n`);
+    sendError(res, 500, message);
+    return;
+  }
+  specializing = false;
+  res.writeHead(204);
+  res.end();
+}
+
 const server = http.createServer(async (req, res) => {
+  if (stemCell && !handler) {
+    if (req.method === 'POST' && req.url === SPECIALIZE_PATH) {
+      await specialize(req, res);
+    } else {
+      req.resume();
+      sendError(res, 503, 'this stem cell is not specialized yet: POST /_hearth/specialize first');
+    }
+    return;
+  }
   let response;
   try {
     const body = await readBody(req);
     const request = toRequest(req, body);
     const ctx = {
-      functionName,
+      functionName: process.env.HEARTH_FUNCTION || '',
       invocationId: req.headers['x-call-id'] || '',
       env: process.env,
       traceparent: req.headers.traceparent,

@@ -6,6 +6,7 @@
 import { HearthError } from '@hearth/core';
 import type { SandboxImageConfig, SandboxLimits } from '../sandbox.ts';
 import { seccompProfile } from './seccomp.ts';
+import { SECRETS_DIR } from '../secrets.ts';
 
 /** Where the bootstrap listens, inside the sandbox. */
 export const SOCKET_DIR = '/run/hearth';
@@ -23,6 +24,13 @@ export interface BundleSpecInput {
   runDir: string;
   /** Resolved `imageConfig.User`. */
   user: { uid: number; gid: number };
+  /** Host folder bound read-only at /run/secrets (none when undefined). */
+  secretsDir?: string;
+  /**
+   * Stem cells: a host folder that is a shared mount point, bound at /function as a slave,
+   * so the function code mounted there later shows inside.
+   */
+  functionDir?: string;
   /** linux.cgroupsPath; default /hearth/<id>. */
   cgroupsPath?: string;
 }
@@ -90,6 +98,12 @@ export function buildBundleSpec(input: BundleSpecInput): Record<string, unknown>
       { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
       { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', 'size=65536k'] },
       { destination: SOCKET_DIR, type: 'bind', source: input.runDir, options: ['rbind', 'nosuid', 'nodev', 'noexec'] },
+      ...(input.secretsDir
+        ? [{ destination: SECRETS_DIR, type: 'bind', source: input.secretsDir, options: ['bind', 'ro', 'nosuid', 'nodev', 'noexec'] }]
+        : []),
+      ...(input.functionDir
+        ? [{ destination: '/function', type: 'bind', source: input.functionDir, options: ['rbind', 'rslave', 'ro', 'nosuid', 'nodev'] }]
+        : []),
     ],
     linux: {
       cgroupsPath: input.cgroupsPath ?? `/hearth/${input.id}`,

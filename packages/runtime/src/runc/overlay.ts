@@ -33,27 +33,66 @@ function checkPath(p: string): void {
 
 export async function mountOverlay(m: OverlayMount): Promise<void> {
   if (m.layers.length === 0) throw new HearthError('INVALID_ARGUMENT', 'an overlay needs at least one layer');
-  for (const p of [...m.layers, m.upper, m.work, m.target]) checkPath(p);
+  for (const p of [m.upper, m.work]) checkPath(p);
+  await mountLayers(m.layers, m.target, m.scratch, 'l', (rel) => `,upperdir=${rel(m.upper)},workdir=${rel(m.work)}`);
+}
+
+/**
+ * A read-only overlay of `layers` (lowest first) at `target`: no upper dir, so nothing can
+ * write to it. One layer is a read-only bind (overlay needs two lower dirs without an upper).
+ */
+export async function mountReadOnlyOverlay(m: { layers: string[]; target: string; scratch: string }): Promise<void> {
+  if (m.layers.length === 0) throw new HearthError('INVALID_ARGUMENT', 'an overlay needs at least one layer');
+  if (m.layers.length === 1) {
+    try {
+      await run('mount', ['--bind', '-o', 'ro', m.layers[0]!, m.target]);
+    } catch (err) {
+      throw new HearthError('UNAVAILABLE', `cannot bind ${m.layers[0]} at ${m.target}: ${stderrOf(err)}`, { cause: err });
+    }
+    return;
+  }
+  await mountLayers(m.layers, m.target, m.scratch, 'fl', () => '');
+}
+
+/** Mounts an overlay of `layers` plus `extra` options; long lowerdir lists go through links in `<scratch>/<linkDir>`. */
+async function mountLayers(
+  layers: string[],
+  target: string,
+  scratch: string,
+  linkDir: string,
+  extra: (rel: (p: string) => string) => string,
+): Promise<void> {
+  for (const p of [...layers, target]) checkPath(p);
   // overlay's lowerdir lists the top layer first
-  const lowers = [...m.layers].reverse();
-  let options = `lowerdir=${lowers.join(':')},upperdir=${m.upper},workdir=${m.work}`;
+  const lowers = [...layers].reverse();
+  let options = `lowerdir=${lowers.join(':')}${extra((p) => p)}`;
   let cwd: string | undefined;
   if (options.length > MAX_OPTIONS) {
-    const links = path.join(m.scratch, 'l');
+    const links = path.join(scratch, linkDir);
     await fs.mkdir(links, { recursive: true });
     await Promise.all(lowers.map((dir, i) => fs.symlink(dir, path.join(links, String(i)))));
-    options =
-      `lowerdir=${lowers.map((_, i) => `l/${i}`).join(':')},` +
-      `upperdir=${path.relative(m.scratch, m.upper)},workdir=${path.relative(m.scratch, m.work)}`;
-    cwd = m.scratch;
+    options = `lowerdir=${lowers.map((_, i) => `${linkDir}/${i}`).join(':')}${extra((p) => path.relative(scratch, p))}`;
+    cwd = scratch;
     if (options.length > MAX_OPTIONS) {
-      throw new HearthError('INVALID_ARGUMENT', `too many layers for one overlay mount (${m.layers.length})`);
+      throw new HearthError('INVALID_ARGUMENT', `too many layers for one overlay mount (${layers.length})`);
     }
   }
   try {
-    await run('mount', ['-t', 'overlay', 'overlay', '-o', options, m.target], cwd ? { cwd } : {});
+    await run('mount', ['-t', 'overlay', 'overlay', '-o', options, target], cwd ? { cwd } : {});
   } catch (err) {
-    throw new HearthError('UNAVAILABLE', `cannot mount the rootfs overlay at ${m.target}: ${stderrOf(err)}`, { cause: err });
+    throw new HearthError('UNAVAILABLE', `cannot mount the overlay at ${target}: ${stderrOf(err)}`, { cause: err });
+  }
+}
+
+/**
+ * Makes folder `dir` a mount point of its own with shared propagation, so a mount made on it
+ * later shows in the containers that bind it with `rslave`.
+ */
+export async function makeSharedMountPoint(dir: string): Promise<void> {
+  try {
+    await run('mount', ['--bind', '--make-shared', dir, dir]);
+  } catch (err) {
+    throw new HearthError('UNAVAILABLE', `cannot make ${dir} a shared mount point: ${stderrOf(err)}`, { cause: err });
   }
 }
 
@@ -72,7 +111,16 @@ export async function mountsUnder(prefix: string): Promise<string[]> {
 
 /** Unmounts `target` if mounted; lazily when busy. Idempotent. */
 export async function unmount(target: string): Promise<void> {
-  for (const point of await mountsUnder(target)) {
+  // mounts stacked on one point (a bind with an overlay on top) need one umount each
+  for (let round = 0; round < 8; round++) {
+    const points = await mountsUnder(target);
+    if (points.length === 0) return;
+    await unmountOnce(points);
+  }
+}
+
+async function unmountOnce(points: string[]): Promise<void> {
+  for (const point of points) {
     try {
       await run('umount', [point]);
     } catch {

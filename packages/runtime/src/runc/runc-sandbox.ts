@@ -2,7 +2,9 @@
  * A function instance in a runc container. The instance folder
  * `<home>/instances/<id>/` holds `bundle/{config.json,rootfs}` (rootfs = overlay of the
  * layers), `upper/` and `work/` (the overlay's private half), `run/` (bind-mounted at
- * /run/hearth; the bootstrap's socket appears there) and `init.pid`.
+ * /run/hearth; the bootstrap's socket appears there), `secrets/` (read-only at
+ * /run/secrets), `init.pid`, and for a stem cell `function/` (a shared mount point bound at
+ * /function, where specialize() mounts the function's code).
  */
 import fs from 'node:fs/promises';
 import { constants as fsConstants, openSync, closeSync, statSync, readFileSync } from 'node:fs';
@@ -10,18 +12,24 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HearthError } from '@hearth/core';
-import type { InvokeOptions, Sandbox, SandboxOptions, SandboxRequest, SandboxResponse } from '../sandbox.ts';
+import type { InvokeOptions, Sandbox, SandboxLimits, SandboxOptions, SandboxRequest, SandboxResponse, SpecializeOptions } from '../sandbox.ts';
 import { InvokeClient } from '../invoke-client.ts';
 import { readLogTail } from '../log-tail.ts';
 import { buildBundleSpec, cpuQuota, startupCpu } from './bundle-spec.ts';
-import { mountOverlay, unmount } from './overlay.ts';
-import { runcDeleteForce, runcRunDetached, runcUpdateCpuQuota } from './runc.ts';
+import { makeSharedMountPoint, mountOverlay, mountReadOnlyOverlay, unmount } from './overlay.ts';
+import { runcDeleteForce, runcResume, runcRunDetached, runcUpdateCpuQuota } from './runc.ts';
 import { resolveImageUser } from './image-user.ts';
+import { freezerStatePath, setFrozen } from './freezer.ts';
+import { updateLimits } from './limits.ts';
+import { createSecretsDir, validateSecretKeys, writeSecrets } from '../secrets.ts';
+import { functionFolders, SPECIALIZE_PATH } from '../stem-cell.ts';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 /** sun_path is 108 bytes including the NUL. */
 const MAX_SOCKET_PATH = 107;
 const READY_POLL_MS = 2;
+/** Who runs the function when the image sets no User: nobody:nogroup. */
+export const DEFAULT_USER = { uid: 65534, gid: 65534 };
 
 /** Where an instance keeps its state on the host (visible on disk, for tools and tests). */
 export function instancePaths(home: string, id: string) {
@@ -35,6 +43,9 @@ export function instancePaths(home: string, id: string) {
     run: path.join(dir, 'run'),
     socket: path.join(dir, 'run', 'invoke.sock'),
     pidFile: path.join(dir, 'init.pid'),
+    secrets: path.join(dir, 'secrets'),
+    /** Stem cells only: bound at /function; specialize() mounts the function's code here. */
+    function: path.join(dir, 'function'),
   };
 }
 
@@ -56,12 +67,22 @@ export class RuncSandbox implements Sandbox {
   private logStart = 0;
   private pid = 0;
   private runDirFd: number | undefined;
+  /** The limits in force (specialize() may change them). */
+  private limits: SandboxLimits;
+  /** The uid:gid the function runs as (resolved at start). */
+  private user = { uid: 0, gid: 0 };
+  private frozen = false;
+  /** Set when specialize() is called, even if it fails: a stem cell is specialized at most once. */
+  private specializeCalled = false;
+  private specializeDone = false;
   /** Where start() spent its time, in ms: folders+overlay+config, `runc run`, waiting for the socket. */
   readonly startTimings = { prepareMs: 0, runcMs: 0, readyMs: 0 };
 
   constructor(opts: SandboxOptions) {
     if (!ID.test(opts.id)) throw new HearthError('INVALID_ARGUMENT', `invalid sandbox id "${opts.id}": use letters, digits, '_', '.', '-'`);
+    validateSecretKeys(opts.secrets);
     this.opts = opts;
+    this.limits = opts.limits;
     this.id = opts.id;
     this.paths = instancePaths(opts.home, opts.id);
     this.dir = this.paths.dir;
@@ -86,8 +107,29 @@ export class RuncSandbox implements Sandbox {
     try {
       await fs.mkdir(p.dir, { recursive: true });
       await Promise.all([p.upper, p.work, p.run, p.rootfs].map((d) => fs.mkdir(d, { recursive: true })));
-      const user = await resolveImageUser(this.opts.imageConfig.User, this.opts.layers);
-      const spec = buildBundleSpec({ id: this.id, imageConfig: this.opts.imageConfig, limits: this.opts.limits, env: this.opts.env, runDir: p.run, user });
+      // an image that names no user runs as nobody, not as root: uid 0 without capabilities
+      // still owns root's files in the image
+      const user = this.opts.imageConfig.User ? await resolveImageUser(this.opts.imageConfig.User, this.opts.layers) : DEFAULT_USER;
+      this.user = user;
+      // the bootstrap creates its socket here
+      await fs.chown(p.run, user.uid, user.gid);
+      await createSecretsDir(p.secrets, user);
+      await writeSecrets(p.secrets, this.opts.secrets, user);
+      const stemCell = this.opts.stemCell === true;
+      if (stemCell) {
+        await fs.mkdir(p.function, { recursive: true });
+        await makeSharedMountPoint(p.function);
+      }
+      const spec = buildBundleSpec({
+        id: this.id,
+        imageConfig: this.opts.imageConfig,
+        limits: this.opts.limits,
+        env: stemCell ? { ...this.opts.env, HEARTH_STEM_CELL: '1' } : this.opts.env,
+        runDir: p.run,
+        user,
+        secretsDir: p.secrets,
+        ...(stemCell ? { functionDir: p.function } : {}),
+      });
       await mountOverlay({ layers: this.opts.layers, upper: p.upper, work: p.work, target: p.rootfs, scratch: p.dir });
       await fs.writeFile(path.join(p.bundle, 'config.json'), JSON.stringify(spec));
       await fs.mkdir(path.dirname(this.opts.logPath), { recursive: true });
@@ -127,16 +169,120 @@ export class RuncSandbox implements Sandbox {
     }
     this.startTimings.readyMs = Date.now() - t2;
     await this.endStartupBoost();
-    this.client = new InvokeClient(this.connectPath());
+    this.client = new InvokeClient(this.connectPath(), this.opts.maxResponseBytes !== undefined ? { maxResponseBytes: this.opts.maxResponseBytes } : {});
+  }
+
+  /** True between pause() and resume(): the processes are frozen and invoke() refuses. */
+  get paused(): boolean {
+    return this.frozen;
+  }
+
+  /**
+   * Freezes every process of the instance (cgroup freezer): it keeps its memory, uses no
+   * CPU, and its connections stay open. Call only when no invocation is in flight.
+   * A second call does nothing. Throws UNAVAILABLE when the instance is not running.
+   */
+  async pause(): Promise<void> {
+    if (!this.client || this.stopping) throw new HearthError('UNAVAILABLE', `sandbox ${this.id} is not running`);
+    if (this.frozen) return;
+    this.frozen = true;
+    try {
+      await setFrozen(this.id, true);
+    } catch (err) {
+      await setFrozen(this.id, false).catch(() => undefined);
+      this.frozen = false;
+      throw err;
+    }
+  }
+
+  /** Thaws a paused instance; it answers calls again at once. Does nothing when not paused. */
+  async resume(): Promise<void> {
+    if (this.stopping) throw new HearthError('UNAVAILABLE', `sandbox ${this.id} was stopped`);
+    if (!this.frozen) return;
+    await setFrozen(this.id, false);
+    this.frozen = false;
+  }
+
+  /** True once specialize() succeeded (always false for an instance that is not a stem cell). */
+  get specialized(): boolean {
+    return this.specializeDone && !this.stopping;
+  }
+
+  /**
+   * Turns a started stem cell (`stemCell: true`, base image layers only) into an instance of
+   * one function: mounts a read-only overlay of the function layers' `function/` folders
+   * over the base's at /function, writes `secrets`, applies `limits`, then has the bootstrap
+   * set `env` and load $HEARTH_HANDLER. Resolves with the time spent mounting and loading (ms).
+   * At most once per sandbox (CONFLICT after that). INVALID_ARGUMENT when this is no stem
+   * cell or a function layer has files outside /function (nothing changed; use a cold start);
+   * UNAVAILABLE "function failed to start: ..." when the handler does not load, TIMEOUT when
+   * it does not load within readyTimeoutMs: then the sandbox is stopped.
+   */
+  async specialize(opts: SpecializeOptions): Promise<{ mountMs: number; loadMs: number }> {
+    if (!this.opts.stemCell) throw new HearthError('INVALID_ARGUMENT', `sandbox ${this.id} is not a stem cell: only stem cells can be specialized`);
+    if (this.specializeCalled) throw new HearthError('CONFLICT', `sandbox ${this.id} is already specialized: a stem cell is specialized once`);
+    if (!this.client || this.stopping) throw new HearthError('UNAVAILABLE', `sandbox ${this.id} is not running`);
+    if (this.frozen) throw new HearthError('UNAVAILABLE', `sandbox ${this.id} is paused: resume() it before specializing`);
+    validateSecretKeys(opts.secrets);
+    const folders = [
+      ...(await functionFolders(this.opts.layers, { onlyFunction: false })),
+      ...(await functionFolders(opts.functionLayers, { onlyFunction: true })),
+    ];
+    if (folders.length === 0) throw new HearthError('INVALID_ARGUMENT', `no layer of sandbox ${this.id} has a /function folder to mount`);
+    this.specializeCalled = true;
+    const client = this.client;
+    const t0 = performance.now();
+    let t1 = t0;
+    try {
+      await writeSecrets(this.paths.secrets, opts.secrets, this.user);
+      await mountReadOnlyOverlay({ layers: folders, target: this.paths.function, scratch: this.paths.dir });
+      if (opts.limits) {
+        // loading the handler is CPU-bound, like a cold start: boost until it is done
+        await updateLimits(this.id, { memoryMb: opts.limits.memoryMb, cpu: startupCpu(opts.limits), pids: opts.limits.pids ?? 128 });
+        this.limits = opts.limits;
+      }
+      t1 = performance.now();
+      const res = await this.loadFunction(client, opts.env);
+      if (res.status !== 204) {
+        const message = parseError(res.body) ?? `the bootstrap answered ${res.status} to the specialization`;
+        const tail = await this.logTail();
+        throw new HearthError('UNAVAILABLE', `function failed to start: ${message}${tail ? `\n${tail}` : ''}`, { details: { instance: this.id } });
+      }
+      if (opts.limits && cpuQuota(startupCpu(opts.limits)) !== cpuQuota(opts.limits.cpu)) await updateLimits(this.id, { cpu: opts.limits.cpu });
+      this.specializeDone = true;
+    } catch (err) {
+      await this.stop().catch(() => undefined);
+      throw err;
+    }
+    return { mountMs: t1 - t0, loadMs: performance.now() - t1 };
+  }
+
+  private async loadFunction(client: InvokeClient, env: Record<string, string>): Promise<SandboxResponse> {
+    const body = Buffer.from(JSON.stringify({ env }));
+    const timeoutMs = this.opts.readyTimeoutMs ?? 10_000;
+    try {
+      return await client.invoke({ method: 'POST', path: SPECIALIZE_PATH, query: '', headers: { 'content-type': 'application/json' }, body }, { timeoutMs });
+    } catch (err) {
+      if (err instanceof HearthError && err.code === 'UNAVAILABLE') {
+        const oom = (await this.oomKilled()) ? ` (out of memory: the limit is ${this.limits.memoryMb} MB)` : '';
+        const tail = await this.logTail();
+        throw new HearthError('UNAVAILABLE', `function failed to start: the instance died while loading the handler${oom}${tail ? `\n${tail}` : ''}`, { cause: err });
+      }
+      if (err instanceof HearthError && err.code === 'TIMEOUT') {
+        throw new HearthError('TIMEOUT', `function failed to start: the handler did not load within ${timeoutMs} ms`, { cause: err });
+      }
+      throw err;
+    }
   }
 
   async invoke(req: SandboxRequest, opts: InvokeOptions): Promise<SandboxResponse> {
     if (!this.client || this.stopping) throw new HearthError('UNAVAILABLE', `sandbox ${this.id} is not running`);
+    if (this.frozen) throw new HearthError('UNAVAILABLE', `sandbox ${this.id} is paused: resume() it first`);
     try {
       return await this.client.invoke(req, opts);
     } catch (err) {
       if (err instanceof HearthError && err.code === 'UNAVAILABLE') {
-        const oom = (await this.oomKilled()) ? ` (out of memory: the limit is ${this.opts.limits.memoryMb} MB)` : '';
+        const oom = (await this.oomKilled()) ? ` (out of memory: the limit is ${this.limits.memoryMb} MB)` : '';
         const tail = await this.logTail();
         throw new HearthError('UNAVAILABLE', `instance died${oom}: ${err.message}${tail ? `\n${tail}` : ''}`, { cause: err });
       }
@@ -164,15 +310,29 @@ export class RuncSandbox implements Sandbox {
       } catch {
         // already gone
       }
+      // a frozen process dies only once thawed
+      if (this.frozen) await this.thawForKill();
       for (let i = 0; i < 500 && processAlive(this.pid); i++) await sleep(2);
+    } else if (this.frozen) {
+      await this.thawForKill();
     }
+    this.frozen = false;
     await runcDeleteForce(this.id);
-    await unmount(this.paths.rootfs);
+    // the rootfs, and for a stem cell the function overlay stacked on its shared bind
+    await unmount(this.dir);
     if (this.runDirFd !== undefined) {
       closeSync(this.runDirFd);
       this.runDirFd = undefined;
     }
     await fs.rm(this.dir, { recursive: true, force: true });
+  }
+
+  private async thawForKill(): Promise<void> {
+    try {
+      await fs.writeFile(freezerStatePath(this.id), 'THAWED');
+    } catch {
+      await runcResume(this.id).catch(() => undefined);
+    }
   }
 
   /** Lowers the CPU quota from startupCpu to cpu (cgroup v1 file; `runc update` elsewhere). */
@@ -203,7 +363,7 @@ export class RuncSandbox implements Sandbox {
   }
 
   private async failStart(why: string): Promise<never> {
-    const oom = (await this.oomKilled()) ? ` (out of memory: the limit is ${this.opts.limits.memoryMb} MB)` : '';
+    const oom = (await this.oomKilled()) ? ` (out of memory: the limit is ${this.limits.memoryMb} MB)` : '';
     const tail = await this.logTail();
     await this.stop().catch(() => undefined);
     throw new HearthError('UNAVAILABLE', `function failed to start: ${why}${oom}${tail ? `\n${tail}` : ''}`, { details: { instance: this.id } });
@@ -221,6 +381,16 @@ export class RuncSandbox implements Sandbox {
       if (m) return Number(m[1]) > 0;
     }
     return false;
+  }
+}
+
+/** The `error` of a JSON error body, if it is one. */
+function parseError(body: Buffer): string | undefined {
+  try {
+    const value = JSON.parse(body.toString('utf8')) as { error?: unknown };
+    return typeof value.error === 'string' ? value.error : undefined;
+  } catch {
+    return undefined;
   }
 }
 

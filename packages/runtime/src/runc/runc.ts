@@ -63,6 +63,37 @@ export async function runcUpdateCpuQuota(id: string, quota: string): Promise<voi
   }
 }
 
+/** `runc pause`: freezes every process of the container (cgroup freezer). */
+export async function runcPause(id: string): Promise<void> {
+  try {
+    await exec(RUNC, ['pause', id]);
+  } catch (err) {
+    throw runcError(`pause ${id}`, err);
+  }
+}
+
+/** `runc resume`: thaws a paused container. */
+export async function runcResume(id: string): Promise<void> {
+  try {
+    await exec(RUNC, ['resume', id]);
+  } catch (err) {
+    throw runcError(`resume ${id}`, err);
+  }
+}
+
+/** `runc update` of memory (memory = memory+swap) and/or CFS quota and pids. */
+export async function runcUpdate(id: string, limits: { memoryBytes?: number; cpuQuota?: number; pids?: number }): Promise<void> {
+  const args = ['update'];
+  if (limits.memoryBytes !== undefined) args.push('--memory', String(limits.memoryBytes), '--memory-swap', String(limits.memoryBytes));
+  if (limits.cpuQuota !== undefined) args.push('--cpu-quota', String(limits.cpuQuota));
+  if (limits.pids !== undefined) args.push('--pids-limit', String(limits.pids));
+  try {
+    await exec(RUNC, [...args, id]);
+  } catch (err) {
+    throw runcError(`update ${id}`, err);
+  }
+}
+
 export interface RuncContainer {
   id: string;
   pid: number;
@@ -72,11 +103,15 @@ export interface RuncContainer {
 
 /** `runc list --format json` (runc prints `null` when there are none). */
 export async function runcList(): Promise<RuncContainer[]> {
-  try {
-    const { stdout } = await exec(RUNC, ['list', '--format', 'json'], { maxBuffer: 64 << 20 });
-    return (JSON.parse(stdout) as RuncContainer[] | null) ?? [];
-  } catch (err) {
-    throw runcError('list', err);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { stdout } = await exec(RUNC, ['list', '--format', 'json'], { maxBuffer: 64 << 20 });
+      return (JSON.parse(stdout) as RuncContainer[] | null) ?? [];
+    } catch (err) {
+      // a container deleted while runc lists makes it fail ("stat /run/runc/<id>: no such file"): ask again
+      if (attempt < 5 && /no such file or directory/.test((err as { stderr?: string }).stderr ?? '')) continue;
+      throw runcError('list', err);
+    }
   }
 }
 
