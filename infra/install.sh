@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # dir under a private home (e.g. /root); the rest are the local services and image tools.
 PACKAGES=(
   redis-server postgresql runc docker-registry busybox-static attr acl cpio skopeo umoci
-  gcc libc6-dev iproute2 ca-certificates
+  gcc libc6-dev iproute2 ca-certificates qemu-system-x86 chromium
 )
 
 installed() {

@@ -1,5 +1,6 @@
 import { ensureLayersUnpacked, parseReference, pullImage, RegistryClient, type ContentStore } from '@hearth/oci';
 import type { HearthConfig } from '@hearth/core';
+import { ATTR, SPANS, inSpan, isTracing } from '@hearth/core/telemetry';
 
 /** What a sandbox needs from an image: its unpacked layers (lowest first) and its run config. */
 export interface PreparedImage {
@@ -32,10 +33,20 @@ export class ImageCache {
     return pending;
   }
 
+  /** The digest a tag points at now (`hearth/node:latest` for the node stem cells). */
+  async resolveTag(registry: string, repository: string, tag: string): Promise<string> {
+    const { digest } = await this.client(registry).getManifest(repository, tag);
+    return digest;
+  }
+
   private async pullAndUnpack(imageRef: string, digest: string): Promise<PreparedImage> {
     const ref = parseReference(`${imageRef}@${digest}`);
-    const image = await pullImage({ store: this.store, client: this.client(ref.registry), ref });
-    const layers = await ensureLayersUnpacked({ home: this.config.home, store: this.store, image });
+    // Spans only inside a call's trace: stem cells and warm-ups pull outside of any call.
+    const traced = isTracing();
+    const attributes = { [ATTR.imageDigest]: digest, 'hearth.image.ref': imageRef };
+    const phase = <T>(name: string, run: () => Promise<T>): Promise<T> => (traced ? inSpan(name, { attributes }, run) : run());
+    const image = await phase(SPANS.imagePull, () => pullImage({ store: this.store, client: this.client(ref.registry), ref }));
+    const layers = await phase(SPANS.imageUnpack, () => ensureLayersUnpacked({ home: this.config.home, store: this.store, image }));
     const cfg = (image.config as { config?: PreparedImage['config'] }).config ?? {};
     return { digest, layers, config: cfg };
   }
