@@ -4,6 +4,8 @@
  * and one worker. Ctrl-C (or SIGTERM) stops the apps first, so the worker can release its
  * containers and mounts, then the services this run started.
  */
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnPrefixed, type PrefixedChild } from './child.ts';
 import { ensureBaseImages, migrate } from './prepare.ts';
@@ -76,6 +78,22 @@ async function waitForGateway(url: string, gateway: PrefixedChild): Promise<void
   throw new Error(`the gateway did not answer ${url}/healthz within ${READY_TIMEOUT_MS / 1000} s`);
 }
 
+/**
+ * The gateway writes a local admin key to `<home>/admin.key` as it starts; the CLI on this
+ * machine reads it from there, so `npx hearth …` works with no login. Says where it is.
+ */
+async function reportAdminKey(home: string): Promise<void> {
+  const file = path.join(home, 'admin.key');
+  for (let i = 0; i < 50; i++) {
+    if (await fs.stat(file).then(() => true, () => false)) {
+      log(`API key: the CLI on this machine uses ${file}; \`hearth keys create\` makes keys for others`);
+      return;
+    }
+    await sleep(100);
+  }
+  log(`warning: the gateway wrote no ${file}; the management API will answer 401 until you pass a key (see the gateway's output)`);
+}
+
 async function main(): Promise<void> {
   const ready = startServices({ log });
   servicesReady = ready;
@@ -106,7 +124,10 @@ async function main(): Promise<void> {
   });
   const url = `http://${host}:${port}`;
   await waitForGateway(url, gateway!);
-  if (!stopping && !gateway!.hasExited() && !worker!.hasExited()) log(`Hearth is up: ${url} (gateway), registry ${started.env.HEARTH_REGISTRY}`);
+  if (!stopping && !gateway!.hasExited() && !worker!.hasExited()) {
+    log(`Hearth is up: ${url} (gateway), registry ${started.env.HEARTH_REGISTRY}`);
+    await reportAdminKey(started.env.HEARTH_HOME!);
+  }
 }
 
 main().catch((err: unknown) => void shutdown(1, `error: ${(err as Error).message}`));

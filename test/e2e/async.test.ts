@@ -65,7 +65,7 @@ after(async () => {
 });
 
 const callAsync = (name: string, sub: string, init: RequestInit = {}) => fetch(`${stack.gatewayUrl}/async-function/${name}${sub}`, { method: 'POST', ...init });
-const getCall = async (id: string) => json(await fetch(`${stack.gatewayUrl}/calls/${encodeURIComponent(id)}`));
+const getCall = async (id: string) => json(await fetch(`${stack.gatewayUrl}/calls/${encodeURIComponent(id)}`, { headers: stack.authHeaders }));
 const waitForStatus = (id: string, status: string, timeoutMs = 30_000) =>
   waitFor(`call ${id} to be ${status}`, async () => {
     const call = await getCall(id);
@@ -178,6 +178,6 @@ test('async errors: unknown function 404, bad callback URL 400', async () => {
   const bad = await callAsync(fnName, '/', { headers: { 'x-callback-url': 'not a url' } });
   assert.equal(bad.status, 400);
   assert.match((await json(bad)).error, /X-Callback-Url/);
-  const unknown = await fetch(`${stack.gatewayUrl}/calls/${prefix}-no-such-call`);
+  const unknown = await fetch(`${stack.gatewayUrl}/calls/${prefix}-no-such-call`, { headers: stack.authHeaders });
   assert.equal(unknown.status, 404);
 });

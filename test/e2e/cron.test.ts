@@ -57,7 +57,7 @@ test('a per-second cron trigger fires once per tick with two workers, with Cloud
   const millis = [...perTick.keys()].map((k) => Number(k.split(':').at(-1))).sort((a, b) => a - b);
   for (let i = 1; i < millis.length; i++) assert.equal((millis[i]! - millis[i - 1]!) % 1000, 0, 'ticks fall on whole seconds');
 
-  const calls = await json(await fetch(`${stack.gatewayUrl}/calls?function=${fnName}&limit=100`));
+  const calls = await json(await fetch(`${stack.gatewayUrl}/calls?function=${fnName}&limit=100`, { headers: stack.authHeaders }));
   const cron = calls.filter((c: { kind: string }) => c.kind === 'cron');
   assert.ok(cron.length >= 5);
   const done = cron.find((c: { status: string }) => c.status === 'succeeded');
@@ -86,7 +86,7 @@ test('a changed pattern replaces the scheduler; deleting the function removes it
   });
   assert.equal(s!.pattern, '*/2 * * * * *');
   assert.equal(s!.tz, 'Europe/Paris');
-  const del = await fetch(`${stack.gatewayUrl}/system/functions/${fnName}`, { method: 'DELETE' });
+  const del = await fetch(`${stack.gatewayUrl}/system/functions/${fnName}`, { method: 'DELETE', headers: stack.authHeaders });
   assert.equal(del.status, 204);
   await waitFor('the scheduler to be removed', async () => (await schedulers()).length === 0);
 });
@@ -94,7 +94,7 @@ test('a changed pattern replaces the scheduler; deleting the function removes it
 test('an invalid cron pattern is refused at deploy, naming the trigger', async () => {
   const res = await fetch(`${stack.gatewayUrl}/system/functions/${fnName}`, {
     method: 'PUT',
-    headers: { 'content-type': 'application/json' },
+    headers: { ...stack.authHeaders, 'content-type': 'application/json' },
     body: JSON.stringify({ image, spec: { name: fnName, runtime: 'node', handler: 'index.js', triggers: [{ cron: '61 * * * *' }] } }),
   });
   assert.equal(res.status, 400);

@@ -81,7 +81,7 @@ after(async () => {
   if (workdir) await fs.rm(workdir, { recursive: true, force: true });
 });
 
-const getCall = async (id: string) => json(await fetch(`${stack.gatewayUrl}/calls/${encodeURIComponent(id)}`));
+const getCall = async (id: string) => json(await fetch(`${stack.gatewayUrl}/calls/${encodeURIComponent(id)}`, { headers: stack.authHeaders }));
 
 test('a plain bullmq producer triggers the function, which gets the data as JSON with CloudEvents headers, and reads its answer as the return value', async () => {
   const job = await producer.add('order-created', { order: 42, items: ['tea'] });
@@ -139,14 +139,14 @@ test('after the last attempt the job stays in the failed set, is recorded as fai
 });
 
 test('POST /queues/:queue and `hearth queue add` add jobs; a job id is an idempotency key', async () => {
-  const res = await fetch(`${stack.gatewayUrl}/queues/${queueName}?jobId=${prefix}-http-1`, { method: 'POST', body: JSON.stringify({ via: 'http' }) });
+  const res = await fetch(`${stack.gatewayUrl}/queues/${queueName}?jobId=${prefix}-http-1`, { method: 'POST', headers: stack.authHeaders, body: JSON.stringify({ via: 'http' }) });
   assert.equal(res.status, 202);
   const added = await json(res);
   assert.equal(added.function, fnName);
   const job = (await Job.fromId(producer, added.jobId))!;
   assert.deepEqual((await job.waitUntilFinished(events, 30_000)).received, { via: 'http' });
 
-  const again = await fetch(`${stack.gatewayUrl}/queues/${queueName}?jobId=${prefix}-http-1`, { method: 'POST', body: JSON.stringify({ via: 'http' }) });
+  const again = await fetch(`${stack.gatewayUrl}/queues/${queueName}?jobId=${prefix}-http-1`, { method: 'POST', headers: stack.authHeaders, body: JSON.stringify({ via: 'http' }) });
   assert.equal(again.status, 200);
   assert.equal((await json(again)).duplicate, true);
 
@@ -163,17 +163,17 @@ test('POST /queues/:queue and `hearth queue add` add jobs; a job id is an idempo
   const runs = (await readRuns([stack.home], fnName)).filter((r) => r.key === `${prefix}-cli-1` || r.key === `${prefix}-http-1`);
   assert.equal(runs.length, 2, 'each id ran once');
 
-  const nobody = await fetch(`${stack.gatewayUrl}/queues/${prefix}-nobody`, { method: 'POST', body: '{}' });
+  const nobody = await fetch(`${stack.gatewayUrl}/queues/${prefix}-nobody`, { method: 'POST', headers: stack.authHeaders, body: '{}' });
   assert.equal(nobody.status, 404);
   assert.match((await json(nobody)).error, /no function is triggered by queue/);
-  const notJson = await fetch(`${stack.gatewayUrl}/queues/${queueName}`, { method: 'POST', body: 'not json' });
+  const notJson = await fetch(`${stack.gatewayUrl}/queues/${queueName}`, { method: 'POST', headers: stack.authHeaders, body: 'not json' });
   assert.equal(notJson.status, 400);
 });
 
 test('a queue triggers one function: a second binding is refused with 409', async () => {
   const res = await fetch(`${stack.gatewayUrl}/system/functions/${otherName}`, {
     method: 'PUT',
-    headers: { 'content-type': 'application/json' },
+    headers: { ...stack.authHeaders, 'content-type': 'application/json' },
     body: JSON.stringify({ image, spec: { name: otherName, runtime: 'node', handler: 'index.js', triggers: [{ queue: queueName }] } }),
   });
   assert.equal(res.status, 409);
@@ -218,7 +218,7 @@ test('trigger changes take effect on redeploy without restarts, and deleting the
     await movedEvents.waitUntilReady();
     assert.deepEqual((await job.waitUntilFinished(movedEvents, 30_000)).received, { where: 'moved' });
 
-    const del = await fetch(`${stack.gatewayUrl}/system/functions/${fnName}`, { method: 'DELETE' });
+    const del = await fetch(`${stack.gatewayUrl}/system/functions/${fnName}`, { method: 'DELETE', headers: stack.authHeaders });
     assert.equal(del.status, 204);
     await waitForConsumers(moved, 0);
     const orphan = await moved.add('y', { where: 'nobody' });

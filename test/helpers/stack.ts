@@ -63,7 +63,12 @@ export interface TestStack {
   prefix: string;
   home: string;
   gatewayUrl: string;
+  /** For the apps and for runCli: the CLI finds the admin key through HEARTH_HOME; HEARTH_CONFIG points at a file no test writes unless it means to. */
   env: NodeJS.ProcessEnv;
+  /** The local admin key the gateway wrote to `<home>/admin.key`. */
+  apiKey: string;
+  /** `{ authorization: 'Bearer <apiKey>' }`, for fetch calls to the management API. */
+  authHeaders: Record<string, string>;
   gateway: AppProcess;
   worker: AppProcess;
   /** Stops the worker and gateway (the worker releases its instances), keeps the home for inspection. */
@@ -84,6 +89,8 @@ export async function startStack(opts: { prefix: string; databaseUrl: string; en
     DATABASE_URL: opts.databaseUrl,
     HEARTH_QUEUE_PREFIX: opts.prefix,
     HEARTH_INSTANCE_PREFIX: `${opts.prefix}-`,
+    // Never the developer's own `hearth login` file.
+    HEARTH_CONFIG: path.join(home, 'cli-config.json'),
     ...opts.env,
   };
   const worker = await startApp('worker', env, /worker ready/);
@@ -94,17 +101,38 @@ export async function startStack(opts: { prefix: string; databaseUrl: string; en
     await worker.stop();
     throw err;
   }
+  let apiKey: string;
+  try {
+    apiKey = await readAdminKey(home);
+  } catch (err) {
+    await Promise.all([worker.stop(), gateway.stop()]);
+    throw new Error(`${(err as Error).message}\n${gateway.output()}`);
+  }
   return {
     prefix: opts.prefix,
     home,
     gatewayUrl: `http://127.0.0.1:${port}`,
     env,
+    apiKey,
+    authHeaders: { authorization: `Bearer ${apiKey}` },
     gateway,
     worker,
     async stopApps() {
       await Promise.all([worker.stop(), gateway.stop()]);
     },
   };
+}
+
+/** The key the gateway writes to `<home>/admin.key` as it starts (it may trail "listening" by a moment). */
+export async function readAdminKey(home: string, timeoutMs = 15000): Promise<string> {
+  const file = path.join(home, 'admin.key');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const key = await fs.readFile(file, 'utf8').then((t) => t.trim(), () => '');
+    if (key) return key;
+    if (Date.now() > deadline) throw new Error(`the gateway wrote no ${file} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** Runs the real `hearth` CLI as a user would; never throws on a non-zero exit. */

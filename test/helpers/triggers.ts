@@ -56,7 +56,7 @@ export async function deleteImage(image: string): Promise<void> {
 export async function putFunction(stack: TestStack, image: string, spec: Record<string, unknown> & { name: string }): Promise<void> {
   const res = await fetch(`${stack.gatewayUrl}/system/functions/${spec.name}`, {
     method: 'PUT',
-    headers: { 'content-type': 'application/json' },
+    headers: { ...stack.authHeaders, 'content-type': 'application/json' },
     body: JSON.stringify({ image, spec: { runtime: 'node', handler: 'index.js', memoryMb: 128, timeoutMs: 8000, ...spec } }),
   });
   if (!res.ok) throw new Error(`PUT ${spec.name}: ${res.status} ${await res.text()}`);

@@ -1,5 +1,6 @@
 import { HearthError, unavailable } from '@hearth/core';
-import { errorFromResponse } from './api-client.ts';
+import { authHeaders, errorFromResponse } from './api-client.ts';
+import type { ResolvedKey } from './credentials.ts';
 import { networkReason } from './errors.ts';
 
 /** An async call, queue job or cron tick as the gateway reports it (apps/gateway/API.md, CallInfo). */
@@ -36,7 +37,10 @@ const TIMEOUT_MS = 30_000;
 export class CallsApi {
   private readonly baseUrl: string;
 
-  constructor(baseUrl: string) {
+  constructor(
+    baseUrl: string,
+    private readonly auth?: ResolvedKey,
+  ) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
   }
 
@@ -71,14 +75,15 @@ export class CallsApi {
     try {
       res = await fetch(`${this.baseUrl}${path}`, {
         method,
-        ...(body ? { body, headers: { 'content-type': 'application/json' } } : {}),
+        headers: { ...authHeaders(this.auth), ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body } : {}),
         signal: AbortSignal.timeout(TIMEOUT_MS),
       });
     } catch (err) {
       if ((err as Error).name === 'TimeoutError') throw new HearthError('TIMEOUT', `gateway ${this.baseUrl} did not answer ${method} ${path} in ${TIMEOUT_MS / 1000} s`, { cause: err });
       throw unavailable(`gateway ${this.baseUrl} is unreachable (${networkReason(err)}); is "npm start" running?`, err);
     }
-    if (!res.ok) throw await errorFromResponse(res, `${method} ${path}`);
+    if (!res.ok) throw await errorFromResponse(res, `${method} ${path}`, this.auth);
     return (await res.json()) as T;
   }
 }

@@ -2,7 +2,8 @@ import { isHearthError, type ErrorCode } from '@hearth/core';
 
 /**
  * Exit codes of the `hearth` command. Scripts can tell a typo (2) from a missing
- * function (3) from a stack that is down (4) without parsing messages.
+ * function (3) from a stack that is down (4) from a missing or refused API key (5)
+ * without parsing messages.
  */
 export const EXIT = {
   OK: 0,
@@ -10,12 +11,15 @@ export const EXIT = {
   USAGE: 2,
   NOT_FOUND: 3,
   UNAVAILABLE: 4,
+  UNAUTHENTICATED: 5,
 } as const;
 
 const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   INVALID_ARGUMENT: EXIT.USAGE,
   NOT_FOUND: EXIT.NOT_FOUND,
   UNAVAILABLE: EXIT.UNAVAILABLE,
+  UNAUTHENTICATED: EXIT.UNAUTHENTICATED,
+  PERMISSION_DENIED: EXIT.UNAUTHENTICATED,
 };
 
 /** The exit code for an error that reached the top of a command. */

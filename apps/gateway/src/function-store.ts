@@ -2,7 +2,7 @@ import { and, desc, eq, sql } from 'drizzle-orm';
 import { schema, type Db } from '@hearth/core/db';
 import { HearthError, parseFunctionSpec, type FunctionSpec } from '@hearth/core';
 
-const { functions, versions, invocations } = schema;
+const { functions, versions, invocations, secrets } = schema;
 
 /** A function as callers see it: its current version's image and spec. */
 export interface FunctionRecord {
@@ -99,9 +99,13 @@ export class FunctionStore {
     });
   }
 
+  /** Deletes the function, its versions and its secrets (which have no foreign key: they may predate the first deploy). */
   async delete(name: string): Promise<void> {
-    const deleted = await this.db.delete(functions).where(eq(functions.name, name)).returning();
-    if (deleted.length === 0) throw new HearthError('NOT_FOUND', `function "${name}" not found`);
+    await this.db.transaction(async (tx) => {
+      const deleted = await tx.delete(functions).where(eq(functions.name, name)).returning();
+      if (deleted.length === 0) throw new HearthError('NOT_FOUND', `function "${name}" not found`);
+      await tx.delete(secrets).where(eq(secrets.functionName, name));
+    });
   }
 
   async invocations(name: string, limit: number) {

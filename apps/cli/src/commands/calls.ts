@@ -1,9 +1,9 @@
 import { Command } from 'commander';
 import { invalidArgument } from '@hearth/core';
-import { commandConfig } from '../context.ts';
-import { CallsApi, type CallInfo } from '../calls-api.ts';
+import { callsApi, commandConfig } from '../context.ts';
+import type { CallInfo } from '../calls-api.ts';
 
-const api = (cmd: Command) => new CallsApi(commandConfig(cmd).gatewayUrl);
+const api = (cmd: Command) => callsApi(commandConfig(cmd));
 
 /** Aligned columns without borders, like `hearth ls`. */
 export function renderCalls(calls: CallInfo[]): string {

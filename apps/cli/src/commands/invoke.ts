@@ -37,6 +37,7 @@ export function invokeCommand(): Command {
 
       const res = await gateway.invoke(name, {
         headers,
+        ...((await isPrivate(gateway, name, headers)) ? { withKey: true } : {}),
         ...(opts.method ? { method: opts.method } : {}),
         ...(opts.path ? { path: opts.path } : {}),
         ...(body ? { body } : {}),
@@ -92,6 +93,21 @@ function parseHeaders(values: string[]): Record<string, string> {
     headers[key] = value.slice(colon + 1).trim();
   }
   return headers;
+}
+
+/**
+ * Whether to send the API key: only to a function with `auth: key` (the gateway takes the
+ * key off before the handler runs). A public function gets the caller's headers as they
+ * are, so the key must not be among them; a -H Authorization of the user's own wins.
+ */
+async function isPrivate(gateway: ReturnType<typeof gatewayClient>, name: string, headers: Record<string, string>): Promise<boolean> {
+  if (!gateway.auth || Object.keys(headers).some((h) => h.toLowerCase() === 'authorization')) return false;
+  try {
+    return (await gateway.getFunction(name)).spec.auth === 'key';
+  } catch {
+    // Unknown function or a key the gateway refuses: the call itself will say so.
+    return false;
+  }
 }
 
 async function exists(gateway: ReturnType<typeof gatewayClient>, name: string): Promise<boolean> {

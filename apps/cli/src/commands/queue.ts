@@ -1,8 +1,7 @@
 import fs from 'node:fs/promises';
 import { Command } from 'commander';
 import { invalidArgument } from '@hearth/core';
-import { commandConfig } from '../context.ts';
-import { CallsApi } from '../calls-api.ts';
+import { callsApi, commandConfig } from '../context.ts';
 
 async function readData(data: string | undefined): Promise<Uint8Array> {
   if (data === undefined) return new TextEncoder().encode('{}');
@@ -41,7 +40,7 @@ export function queueCommand(): Command {
       const delayMs = opts.delay === undefined ? 0 : Number(opts.delay);
       if (!Number.isInteger(delayMs) || delayMs < 0) throw invalidArgument(`--delay ${opts.delay}: expected milliseconds`);
       const body = await readData(opts.data);
-      const res = await new CallsApi(commandConfig(cmd).gatewayUrl).addJob(name, body, { name: opts.name, ...(opts.jobId ? { jobId: opts.jobId } : {}), ...(delayMs ? { delayMs } : {}) });
+      const res = await callsApi(commandConfig(cmd)).addJob(name, body, { name: opts.name, ...(opts.jobId ? { jobId: opts.jobId } : {}), ...(delayMs ? { delayMs } : {}) });
       if (res.duplicate) process.stderr.write(`job ${res.jobId} is already in queue ${name}; not added again\n`);
       process.stdout.write(`${JSON.stringify(res)}\n`);
     });
