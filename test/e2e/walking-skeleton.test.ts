@@ -22,7 +22,8 @@ let stackStopped = false;
 
 before(async () => {
   db = await createTestDatabase(prefix.replaceAll('-', '_'));
-  stack = await startStack({ prefix, databaseUrl: db.url, env: { HEARTH_BODY_LIMIT: String(BODY_LIMIT) } });
+  // No stem cells: these tests name the cold path (test/e2e/warm-pools.test.ts covers stem cells).
+  stack = await startStack({ prefix, databaseUrl: db.url, env: { HEARTH_BODY_LIMIT: String(BODY_LIMIT), HEARTH_STEM_CELLS: '0' } });
   workdir = await fs.mkdtemp(path.join(os.tmpdir(), `${prefix}-src-`));
   const src = path.join(REPO_ROOT, 'test/fixtures/functions/echo');
   const dir = path.join(workdir, fnName);
@@ -153,7 +154,7 @@ test('what the function prints is in hearth logs, and each call is recorded', as
   }
   assert.match(logs, new RegExp(`log line from ${fnName}: ${marker}`));
 
-  const rows = await jsonOf(await fetch(`${stack.gatewayUrl}/system/functions/${fnName}/invocations?limit=100`));
+  const rows = await jsonOf(await fetch(`${stack.gatewayUrl}/system/functions/${fnName}/invocations?limit=100`, { headers: stack.authHeaders }));
   const statuses = new Set(rows.map((r: { status: string }) => r.status));
   for (const s of ['succeeded', 'failed', 'timeout', 'error']) assert.ok(statuses.has(s), `an invocation with status ${s}`);
   assert.ok(rows.some((r: { cold: boolean }) => r.cold));

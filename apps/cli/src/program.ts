@@ -10,6 +10,12 @@ import { rmCommand } from './commands/rm.ts';
 import { logsCommand } from './commands/logs.ts';
 import { callsCommand } from './commands/calls.ts';
 import { queueCommand } from './commands/queue.ts';
+import { tracesCommand } from './commands/traces.ts';
+import { keysCommand } from './commands/keys.ts';
+import { loginCommand } from './commands/login.ts';
+import { secretsCommand } from './commands/secrets.ts';
+import { psCommand } from './commands/ps.ts';
+import { scaleCommand } from './commands/scale.ts';
 
 /** The `hearth` program, with every command registered. Each run gets a fresh one. */
 export function createProgram(): Command {
@@ -18,12 +24,13 @@ export function createProgram(): Command {
     .version('0.1.0')
     .option('--gateway <url>', 'gateway URL (env HEARTH_GATEWAY, default http://127.0.0.1:8080)')
     .option('--registry <host:port>', 'OCI registry (env HEARTH_REGISTRY, default 127.0.0.1:5000)')
+    .option('--api-key <key>', 'API key (env HEARTH_API_KEY; else the `hearth login` file; else <HEARTH_HOME>/admin.key for a local gateway)')
     .addHelpText(
       'after',
-      '\nExit codes: 0 ok, 1 failure, 2 bad usage or input, 3 not found, 4 gateway or registry unreachable.\n' +
+      '\nExit codes: 0 ok, 1 failure, 2 bad usage or input, 3 not found, 4 gateway or registry unreachable, 5 missing or refused API key.\n' +
         'Quick start:\n  hearth init hello --runtime node\n  hearth deploy hello\n  curl -s localhost:8080/function/hello -d world\n',
     );
-  for (const command of [initCommand(), buildCommand(), pushCommand(), deployCommand(), invokeCommand(), lsCommand(), rmCommand(), logsCommand(), callsCommand(), queueCommand()]) {
+  for (const command of [initCommand(), buildCommand(), pushCommand(), deployCommand(), invokeCommand(), lsCommand(), rmCommand(), logsCommand(), callsCommand(), queueCommand(), keysCommand(), loginCommand(), secretsCommand(), psCommand(), scaleCommand(), tracesCommand()]) {
     program.addCommand(command);
   }
   // Usage errors become `hearth: <what>` and exit 2, like every other error of the CLI.

@@ -9,26 +9,69 @@ import { jobFunction, type FunctionRecord } from './function-store.ts';
  */
 const START_ALLOWANCE_MS = 60_000;
 
-/** Puts calls on the invoke queue and waits for their results. */
+/** A worker's own queue that has not been used this long has its connections closed. */
+const IDLE_QUEUE_MS = 5 * 60_000;
+
+interface QueueLink {
+  queue: Queue;
+  events: QueueEvents;
+  ready: Promise<unknown>;
+  usedAt: number;
+}
+
+/**
+ * Puts calls on an invoke queue (the shared one, or a worker's own, see WarmRouter) and
+ * waits for their results through that queue's events.
+ */
 export class Invoker {
-  private readonly queue: Queue;
-  private readonly events: QueueEvents;
+  private readonly links = new Map<string, QueueLink>();
+  private readonly sweeper: NodeJS.Timeout;
   private closing?: Promise<void>;
 
-  constructor(connection: ConnectionOptions, prefix: string) {
-    this.queue = new Queue(QUEUES.invoke, { connection, prefix });
-    this.events = new QueueEvents(QUEUES.invoke, { connection, prefix });
-    // Errors on these long-lived connections are retried by ioredis; a listener keeps them from crashing the process.
-    this.queue.on('error', () => {});
-    this.events.on('error', () => {});
+  constructor(
+    private readonly connection: ConnectionOptions,
+    private readonly prefix: string,
+  ) {
+    this.link(QUEUES.invoke);
+    this.sweeper = setInterval(() => this.sweep(), 60_000);
+    this.sweeper.unref();
   }
 
   async ready(): Promise<void> {
-    await Promise.all([this.queue.waitUntilReady(), this.events.waitUntilReady()]);
+    await this.link(QUEUES.invoke).ready;
   }
 
-  async invokeSync(fn: FunctionRecord, request: WireRequest, traceparent?: string): Promise<InvokeResult & { callId: string }> {
-    const callId = randomUUID();
+  private link(name: string): QueueLink {
+    let link = this.links.get(name);
+    if (!link) {
+      const queue = new Queue(name, { connection: this.connection, prefix: this.prefix });
+      const events = new QueueEvents(name, { connection: this.connection, prefix: this.prefix });
+      // Errors on these long-lived connections are retried by ioredis; a listener keeps them from crashing the process.
+      queue.on('error', () => {});
+      events.on('error', () => {});
+      link = { queue, events, ready: Promise.all([queue.waitUntilReady(), events.waitUntilReady()]), usedAt: Date.now() };
+      this.links.set(name, link);
+    }
+    link.usedAt = Date.now();
+    return link;
+  }
+
+  private sweep(): void {
+    for (const [name, link] of this.links) {
+      if (name === QUEUES.invoke || Date.now() - link.usedAt < IDLE_QUEUE_MS) continue;
+      this.links.delete(name);
+      void Promise.all([link.queue.close(), link.events.close()]).catch(() => undefined);
+    }
+  }
+
+  /** `traceparent` is the W3C context the worker's spans continue; `callId` names the call (and its job). */
+  async invokeSync(
+    fn: FunctionRecord,
+    request: WireRequest,
+    traceparent?: string,
+    callId: string = randomUUID(),
+    queueName: string = QUEUES.invoke,
+  ): Promise<InvokeResult & { callId: string }> {
     const waitMs = fn.spec.timeoutMs + START_ALLOWANCE_MS;
     const data: InvokeJobInput = {
       callId,
@@ -39,9 +82,12 @@ export class Invoker {
       deadline: Date.now() + waitMs,
       ...(traceparent ? { traceparent } : {}),
     };
+    const link = this.link(queueName);
     let job;
     try {
-      job = await this.queue.add(JOBS.invoke, data, {
+      // The events stream is read from "now": it must be listening before the job can finish.
+      await link.ready;
+      job = await link.queue.add(JOBS.invoke, data, {
         jobId: callId,
         // A synchronous call is answered once; retrying would run it twice behind the caller's back.
         attempts: 1,
@@ -53,7 +99,7 @@ export class Invoker {
     }
     let value: unknown;
     try {
-      value = await job.waitUntilFinished(this.events, waitMs);
+      value = await job.waitUntilFinished(link.events, waitMs);
     } catch (err) {
       const message = (err as Error).message;
       if (/timed out/i.test(message)) {
@@ -67,6 +113,7 @@ export class Invoker {
   }
 
   close(): Promise<void> {
-    return (this.closing ??= Promise.all([this.queue.close(), this.events.close()]).then(() => undefined));
+    clearInterval(this.sweeper);
+    return (this.closing ??= Promise.all([...this.links.values()].flatMap((l) => [l.queue.close(), l.events.close()])).then(() => undefined));
   }
 }

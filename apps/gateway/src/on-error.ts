@@ -13,8 +13,9 @@ export function onError(err: Error, c: Context): Response {
     const code = err.status === 413 ? 'TOO_LARGE' : err.status === 404 ? 'NOT_FOUND' : 'INVALID_ARGUMENT';
     return c.json({ error: err.message || 'bad request', code }, err.status);
   }
+  // The message may hold internals (a SQL statement, a path): the log gets it, the client does not.
   console.error('[gateway] unexpected error', err);
-  return c.json({ error: 'internal error: ' + err.message, code: 'INTERNAL' }, 500);
+  return c.json({ error: 'internal error; the gateway log has the details', code: 'INTERNAL' }, 500);
 }
 
 export function notFoundRoute(c: Context): Response {

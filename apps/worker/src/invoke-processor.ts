@@ -1,35 +1,37 @@
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { UnrecoverableError, type Job } from 'bullmq';
-import { HearthError, invokeJobSchema, isHearthError, type HearthConfig, type InvokeJob, type InvokeResult } from '@hearth/core';
-import { createRuncSandbox, type Sandbox } from '@hearth/runtime';
-import type { ImageCache } from './image-cache.ts';
-import type { InstancePool } from './instance-pool.ts';
+import { HearthError, invokeJobSchema, isHearthError, type InvokeJob, type InvokeResult } from '@hearth/core';
 import type { InvocationLog, InvocationStatus } from './invocation-log.ts';
+import type { InstancePool, Lease } from './pool/instance-pool.ts';
+import type { StartKind } from './pool/instance.ts';
+import type { ScaleBook } from './pool/scale-book.ts';
+import type { WorkerMetrics } from './metrics.ts';
+import { ATTR } from '@hearth/core/telemetry';
+import { endWorkerInvoke, startWorkerInvoke, withFunctionInvokeSpan, withPoolAcquireSpan } from './tracing.ts';
+
+/** How long a call without a deadline may wait for an instance, beyond its own timeout. */
+const WAIT_ALLOWANCE_MS = 60_000;
 
 export interface ProcessorDeps {
-  config: HearthConfig;
-  images: ImageCache;
   pool: InstancePool;
+  scale: ScaleBook;
   invocations: InvocationLog;
+  metrics?: WorkerMetrics;
 }
 
-/** A version's instances are only ever reused for that exact version. */
-export const instanceKey = (job: InvokeJob) => `${job.function.name}@${job.function.version}:${job.function.imageDigest}`;
-
-function errorResult(err: HearthError, cold: boolean, durationMs: number, instanceId?: string): InvokeResult {
+function errorResult(err: HearthError, start: StartKind, durationMs: number, instanceId?: string): InvokeResult {
   return {
     status: err.status,
     headers: { 'content-type': 'application/json' },
     bodyBase64: Buffer.from(JSON.stringify(err.toJSON())).toString('base64'),
-    cold,
+    cold: start !== 'warm',
+    start,
     durationMs,
     ...(instanceId ? { instanceId } : {}),
     error: { code: err.code, message: err.message },
   };
 }
 
-/** Turns whatever a cold start threw into an error a caller can act on. */
+/** Turns whatever getting an instance threw into an error a caller can act on. */
 function startError(fn: InvokeJob['function'], err: unknown): HearthError {
   if (isHearthError(err)) {
     if (err.code === 'NOT_FOUND') return new HearthError('BAD_GATEWAY', `image of function "${fn.name}" not found: ${err.message}`);
@@ -39,29 +41,7 @@ function startError(fn: InvokeJob['function'], err: unknown): HearthError {
 }
 
 export function createInvokeProcessor(deps: ProcessorDeps) {
-  const { config, images, pool, invocations } = deps;
-
-  async function createInstance(job: InvokeJob): Promise<Sandbox> {
-    const fn = job.function;
-    const image = await images.prepare(fn.imageRef, fn.imageDigest);
-    const id = `${config.instancePrefix}${fn.name.slice(0, 16)}-${randomBytes(4).toString('hex')}`;
-    const sandbox = createRuncSandbox({
-      home: config.home,
-      id,
-      layers: image.layers,
-      imageConfig: image.config,
-      limits: { memoryMb: fn.spec.memoryMb, cpu: fn.spec.cpu },
-      env: { ...fn.spec.env, HEARTH_FUNCTION: fn.name, HEARTH_VERSION: String(fn.version) },
-      logPath: path.join(config.home, 'logs', fn.name, `${id}.log`),
-    });
-    try {
-      await sandbox.start();
-    } catch (err) {
-      await sandbox.stop().catch(() => {});
-      throw err;
-    }
-    return sandbox;
-  }
+  const { pool, scale, invocations, metrics } = deps;
 
   return async function processInvoke(job: Job): Promise<InvokeResult> {
     const parsed = invokeJobSchema.safeParse(job.data);
@@ -71,28 +51,35 @@ export function createInvokeProcessor(deps: ProcessorDeps) {
     const fn = data.function;
     const createdAt = new Date();
     const started = performance.now();
+    const trace = startWorkerInvoke(data);
     const elapsed = () => performance.now() - started;
-    const record = (status: InvocationStatus, extra: { httpStatus?: number; cold: boolean; error?: string; instanceId?: string }) =>
-      invocations.record({ id: data.callId, functionName: fn.name, version: fn.version, trigger: data.trigger, status, durationMs: elapsed(), createdAt, ...extra });
+    const record = (status: InvocationStatus, extra: { httpStatus?: number; start: StartKind; error?: string; instanceId?: string }) => {
+      metrics?.invoked(fn.name, status, extra.start, elapsed());
+      endWorkerInvoke(trace, { start: extra.start, instanceId: extra.instanceId, status: extra.httpStatus, ...(extra.error ? { error: { code: status, message: extra.error } } : {}) });
+      const { start, ...rest } = extra;
+      return invocations.record({ id: data.callId, functionName: fn.name, version: fn.version, trigger: data.trigger, status, durationMs: elapsed(), createdAt, cold: start !== 'warm', ...rest });
+    };
+    metrics?.queueWait(fn.name, Date.now() - data.enqueuedAt);
 
     if (data.deadline !== undefined && Date.now() > data.deadline) {
       const err = new HearthError('TIMEOUT', `call to "${fn.name}" waited in the queue past its deadline and was not run`);
-      await record('expired', { cold: false, error: err.message });
-      return errorResult(err, false, 0);
+      await record('expired', { start: 'warm', error: err.message });
+      return errorResult(err, 'warm', 0);
     }
 
-    let lease;
+    let lease: Lease;
     try {
-      lease = await pool.acquire(instanceKey(data), () => createInstance(data));
+      const waitUntil = data.deadline ?? Date.now() + fn.spec.timeoutMs + WAIT_ALLOWANCE_MS;
+      lease = await withPoolAcquireSpan(trace, () => pool.acquire(scale.target(fn), waitUntil));
     } catch (err) {
       const e = startError(fn, err);
-      await record('error', { cold: true, error: e.message, httpStatus: e.status });
-      return errorResult(e, true, elapsed());
+      await record(e.code === 'TIMEOUT' ? 'timeout' : 'error', { start: 'cold', error: e.message, httpStatus: e.status });
+      return errorResult(e, 'cold', elapsed());
     }
-    const { instance, cold } = lease;
-    const instanceId = instance.sandbox.id;
+    const { instance, start } = lease;
+    const instanceId = instance.id;
     try {
-      const response = await instance.sandbox.invoke(
+      const response = await withFunctionInvokeSpan(trace, { [ATTR.faasInstance]: instanceId }, (traceparent) => instance.sandbox!.invoke(
         {
           method: data.request.method,
           path: data.request.path,
@@ -100,30 +87,31 @@ export function createInvokeProcessor(deps: ProcessorDeps) {
           headers: { ...data.request.headers, 'x-call-id': data.callId },
           body: Buffer.from(data.request.bodyBase64, 'base64'),
         },
-        { timeoutMs: fn.spec.timeoutMs, ...(data.traceparent ? { traceparent: data.traceparent } : {}) },
-      );
-      pool.release(instance, fn.spec.scale.idleTtlSec ?? config.idleTtlSec);
+        { timeoutMs: fn.spec.timeoutMs, ...(traceparent ? { traceparent } : {}) },
+      ));
+      lease.release();
       const status = response.status >= 500 ? 'failed' : 'succeeded';
-      await record(status, { httpStatus: response.status, cold, instanceId });
+      await record(status, { httpStatus: response.status, start, instanceId });
       return {
         status: response.status,
         headers: response.headers,
         bodyBase64: response.body.toString('base64'),
-        cold,
+        cold: start !== 'warm',
+        start,
         durationMs: elapsed(),
         instanceId,
       };
     } catch (err) {
       // A timed-out or crashed instance is never reused: its state is unknown.
-      await pool.discard(instance);
+      lease.release({ healthy: false });
       let e: HearthError;
       if (isHearthError(err, 'TIMEOUT')) {
         e = new HearthError('TIMEOUT', `function "${fn.name}" timed out after ${fn.spec.timeoutMs} ms; the instance was stopped`);
       } else {
         e = new HearthError('BAD_GATEWAY', `function "${fn.name}" crashed: ${(err as Error).message}`);
       }
-      await record(e.code === 'TIMEOUT' ? 'timeout' : 'error', { cold, error: e.message, httpStatus: e.status, instanceId });
-      return errorResult(e, cold, elapsed(), instanceId);
+      await record(e.code === 'TIMEOUT' ? 'timeout' : 'error', { start, error: e.message, httpStatus: e.status, instanceId });
+      return errorResult(e, start, elapsed(), instanceId);
     }
   };
 }

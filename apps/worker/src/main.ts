@@ -1,13 +1,27 @@
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
 import { QUEUES, loadConfig, redisConnection } from '@hearth/core';
 import { openDatabase } from '@hearth/core/db';
+import { setupTelemetry, shutdownTelemetry } from '@hearth/core/telemetry';
 import { openContentStore } from '@hearth/oci';
 import { cleanupInstances } from '@hearth/runtime';
+import { FunctionCatalog } from './function-catalog.ts';
 import { ImageCache } from './image-cache.ts';
-import { InstancePool } from './instance-pool.ts';
 import { InvocationLog } from './invocation-log.ts';
 import { createInvokeProcessor } from './invoke-processor.ts';
+import { WorkerMetrics } from './metrics.ts';
+import { InstancePool } from './pool/instance-pool.ts';
+import { createInstanceStarter } from './pool/instance-starter.ts';
+import { MemoryBudget } from './pool/memory-budget.ts';
+import { PoolReconciler } from './pool/pool-reconciler.ts';
+import { ScaleBook } from './pool/scale-book.ts';
+import { StemCellPool, stemCellLogPath } from './pool/stem-cells.ts';
+import { readSecrets } from './secret-reader.ts';
+import { StatusPublisher } from './status-publisher.ts';
+import { OwnQueue } from './own-queue.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startTriggerPlane } from './trigger-plane.ts';
 
 const config = loadConfig();
@@ -17,14 +31,53 @@ const logError = (err: unknown) => console.error('[worker]', (err as Error)?.mes
 await cleanupInstances(config.home, config.instancePrefix);
 
 const database = openDatabase(config.databaseUrl);
-const pool = new InstancePool(logError);
-const invocations = new InvocationLog(database.db, logError);
-const processor = createInvokeProcessor({
+setupTelemetry({ service: 'hearth-worker', db: database.db, ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}), onError: logError });
+const redis = new Redis(redisConnection(config.redisUrl));
+redis.on('error', logError);
+const images = new ImageCache(config, openContentStore(path.join(config.home, 'content')));
+const budget = new MemoryBudget(config.workerMemoryMb);
+const metrics = new WorkerMetrics();
+let status: StatusPublisher | undefined;
+const changed = () => status?.changed();
+
+const stemCells = new StemCellPool({
   config,
-  images: new ImageCache(config, openContentStore(path.join(config.home, 'content'))),
-  pool,
-  invocations,
+  images,
+  budget,
+  onError: logError,
+  changed,
+  resolveBase: async (runtime) => ({
+    imageRef: `${config.registry}/hearth/${runtime}`,
+    digest: await images.resolveTag(config.registry, `hearth/${runtime}`, 'latest'),
+  }),
 });
+const pool = new InstancePool({
+  budget,
+  idPrefix: config.instancePrefix,
+  pauseAfterMs: config.pauseAfterMs,
+  start: createInstanceStarter({ config, images, stemCells, readSecrets: (name) => readSecrets(database.db, name) }),
+  evictables: () => stemCells.evictables(),
+  onError: logError,
+  events: {
+    started: (instance, ms) => metrics.instanceStarted(instance.functionName, instance.startKind, ms),
+    // The function's logs keep their link to the file; the stem cells' folder lets go of it.
+    stopped: (instance) => {
+      if (instance.startKind === 'stemcell') void fs.rm(stemCellLogPath(config, instance.id), { force: true });
+    },
+    changed,
+  },
+});
+status = new StatusPublisher({
+  config,
+  redis,
+  metrics,
+  onError: logError,
+  status: () => ({ memory: { usedMb: budget.usedMb, totalMb: budget.totalMb }, instances: pool.snapshot(), stemCells: stemCells.counts() }),
+});
+
+const scale = new ScaleBook(database.db, config.idleTtlSec);
+const invocations = new InvocationLog(database.db, logError);
+const processor = createInvokeProcessor({ pool, scale, invocations, metrics });
 
 const worker = new Worker(QUEUES.invoke, processor, {
   connection: redisConnection(config.redisUrl),
@@ -34,17 +87,30 @@ const worker = new Worker(QUEUES.invoke, processor, {
 worker.on('error', logError);
 worker.on('failed', (job, err) => logError(`job ${job?.id} failed: ${err.message}`));
 await worker.waitUntilReady();
+const ownQueue = new OwnQueue({ config, redis, connection: redisConnection(config.redisUrl), processor, onError: logError });
+await ownQueue.start();
 const triggers = await startTriggerPlane({ config, db: database.db, processInvoke: processor, onError: logError });
-console.log(`worker ready (queue ${config.queuePrefix}:${QUEUES.invoke}, concurrency ${config.workerConcurrency})`);
+const reconciler = new PoolReconciler({ config, catalog: new FunctionCatalog(database.db), scale, pool, onError: logError });
+await reconciler.start();
+stemCells.start();
+status.start();
+console.log(`worker ready: ${config.workerId} (queue ${config.queuePrefix}:${QUEUES.invoke}, concurrency ${config.workerConcurrency}, memory ${config.workerMemoryMb} MB)`);
 
 let stopping: Promise<void> | undefined;
 function shutdown(signal: string) {
   stopping ??= (async () => {
     console.log(`worker: ${signal}, finishing calls in flight and releasing instances`);
-    await Promise.all([worker.close(), triggers.close()]);
-    await pool.close();
+    // Off the gateway's routing first (its view is at most 0.5 s old), then take what was
+    // already routed here; the calls in flight finish on the instances they hold.
+    await status?.close();
+    await sleep(1_000);
+    await Promise.all([ownQueue.drain(), worker.close(), triggers.close(), reconciler.close()]);
+    await Promise.all([pool.close(), stemCells.close()]);
     await invocations.flush();
+    // The last calls' spans go out before the pool they are written with closes.
+    await shutdownTelemetry();
     await database.close();
+    redis.disconnect();
     console.log('worker: stopped');
     process.exit(0);
   })();

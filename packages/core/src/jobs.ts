@@ -63,7 +63,10 @@ export const invokeResultSchema = z.object({
   status: z.number().int(),
   headers: z.record(z.string(), z.string()),
   bodyBase64: z.string(),
+  /** True unless a running instance served it (`start` says how it started). */
   cold: z.boolean(),
+  /** Which path served the call: a running instance, a specialized stem cell, or a new instance. */
+  start: z.enum(['warm', 'stemcell', 'cold']).optional(),
   durationMs: z.number(),
   instanceId: z.string().optional(),
   /** Set when Hearth, not the function, produced the answer (timeout, crash, pull failure). */

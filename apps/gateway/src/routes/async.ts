@@ -5,6 +5,7 @@ import type { AppDeps } from '../deps.ts';
 import { limitBody } from '../body-limit.ts';
 import { toWireRequest } from '../wire-request.ts';
 import { jobFunction } from '../function-store.ts';
+import { traceGatewayInvoke } from '../tracing.ts';
 
 function callbackUrl(value: string | undefined): string | undefined {
   if (value === undefined || value === '') return undefined;
@@ -33,35 +34,37 @@ export function asyncRoutes(deps: AppDeps): Hono {
     const callback = callbackUrl(c.req.header('x-callback-url'));
     const request = await toWireRequest(c, `/async-function/${name}`);
     const callId = randomUUID();
-    const traceparent = c.req.header('traceparent');
-    const data: AsyncJob = {
-      callId,
-      function: jobFunction(fn),
-      request,
-      trigger: 'http',
-      enqueuedAt: Date.now(),
-      ...(traceparent ? { traceparent } : {}),
-      ...(callback ? { callbackUrl: callback } : {}),
-    };
-    // The row exists before the job, so GET /calls/:id answers from the first moment.
-    await deps.calls.createQueued({
-      id: callId,
-      kind: 'async',
-      functionName: fn.name,
-      version: fn.version,
-      queue: asyncQueueFor(fn.spec.timeoutMs),
-      jobId: callId,
-      payload: data,
-      ...(callback ? { callbackUrl: callback } : {}),
+    // The trace's gateway span ends at the 202; the worker records the queue wait and the run below it.
+    return traceGatewayInvoke({ fn, callId, callerTraceparent: c.req.header('traceparent'), mode: 'async' }, async (traceparent) => {
+      const data: AsyncJob = {
+        callId,
+        function: jobFunction(fn),
+        request,
+        trigger: 'http',
+        enqueuedAt: Date.now(),
+        ...(traceparent ? { traceparent } : {}),
+        ...(callback ? { callbackUrl: callback } : {}),
+      };
+      // The row exists before the job, so GET /calls/:id answers from the first moment.
+      await deps.calls.createQueued({
+        id: callId,
+        kind: 'async',
+        functionName: fn.name,
+        version: fn.version,
+        queue: asyncQueueFor(fn.spec.timeoutMs),
+        jobId: callId,
+        payload: data,
+        ...(callback ? { callbackUrl: callback } : {}),
+      });
+      try {
+        await deps.jobs.enqueueAsync(data);
+      } catch (err) {
+        await deps.calls.markFailed(callId, (err as Error).message).catch(() => {});
+        throw err;
+      }
+      c.header('X-Call-Id', callId);
+      return c.json({ callId, status: 'queued', url: `${deps.config.gatewayUrl}/calls/${callId}` }, 202);
     });
-    try {
-      await deps.jobs.enqueueAsync(data);
-    } catch (err) {
-      await deps.calls.markFailed(callId, (err as Error).message).catch(() => {});
-      throw err;
-    }
-    c.header('X-Call-Id', callId);
-    return c.json({ callId, status: 'queued', url: `${deps.config.gatewayUrl}/calls/${callId}` }, 202);
   };
   app.all('/:name', handle);
   app.all('/:name/*', handle);

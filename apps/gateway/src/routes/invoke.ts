@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { errorFromJson } from '@hearth/core';
 import type { AppDeps } from '../deps.ts';
 import { limitBody } from '../body-limit.ts';
 import { HOP_BY_HOP, toWireRequest } from '../wire-request.ts';
+import { traceGatewayInvoke } from '../tracing.ts';
 
 /** `ANY /function/:name[/*]`: a synchronous call; the answer is the function's own. */
 export function invokeRoutes(deps: AppDeps): Hono {
@@ -12,10 +14,14 @@ export function invokeRoutes(deps: AppDeps): Hono {
     const name = c.req.param('name')!;
     const fn = await deps.functions.require(name);
     const request = await toWireRequest(c, `/function/${name}`);
-    const result = await deps.invoker.invokeSync(fn, request, c.req.header('traceparent'));
+    const callId = randomUUID();
+    const result = await traceGatewayInvoke({ fn, callId, callerTraceparent: c.req.header('traceparent'), mode: 'sync' }, (traceparent) =>
+      deps.router.queueFor(fn).then((queue) => deps.invoker.invokeSync(fn, request, traceparent, callId, queue)),
+    );
     c.header('X-Call-Id', result.callId);
     c.header('X-Duration-Seconds', (result.durationMs / 1000).toFixed(3));
-    c.header('X-Hearth-Start', result.cold ? 'cold' : 'warm');
+    c.header('X-Hearth-Start', result.start ?? (result.cold ? 'cold' : 'warm'));
+    if (result.instanceId) c.header('X-Hearth-Instance', result.instanceId);
     if (result.error) throw errorFromJson({ code: result.error.code, error: result.error.message });
     const headers = new Headers();
     for (const [key, value] of Object.entries(result.headers)) {
