@@ -43,3 +43,22 @@ export async function ensureBaseImages(
   const code = await child.exited;
   if (code !== 0) throw new Error(`building the base images failed (build-base.ts exited with ${code}); see the [images] lines above`);
 }
+
+export const VM_KERNEL_SCRIPT = path.join(REPO_ROOT, 'infra/images/vm-kernel.ts');
+
+/**
+ * Fetches the guest kernel for `isolation: vm` into `<HEARTH_VM_HOME or HEARTH_HOME>/vm/kernel`
+ * (nothing when it is there). A failure is logged, not thrown: only vm functions need it.
+ */
+export async function ensureVmKernel(
+  env: Record<string, string | undefined>,
+  log: (line: string) => void,
+  track: (child: PrefixedChild) => void = () => {},
+): Promise<boolean> {
+  const home = env.HEARTH_VM_HOME || env.HEARTH_HOME;
+  const child = spawnPrefixed('vm-kernel', process.execPath, ['--import', 'tsx', VM_KERNEL_SCRIPT], { env: { ...env, ...(home ? { HEARTH_HOME: home } : {}) }, detached: false });
+  track(child);
+  const code = await child.exited;
+  if (code !== 0) log(`warning: the vm kernel could not be fetched (vm-kernel.ts exited with ${code}); functions with isolation: vm will not start`);
+  return code === 0;
+}

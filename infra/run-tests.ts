@@ -5,7 +5,7 @@
  * and exits with the runner's exit code.
  */
 import { spawn } from 'node:child_process';
-import { ensureBaseImages, migrate } from './prepare.ts';
+import { ensureBaseImages, ensureVmKernel, migrate } from './prepare.ts';
 import { TEST_FILE_PATTERNS, findTestFiles } from './test-files.ts';
 import { REPO_ROOT, startServices } from './services/index.ts';
 
@@ -34,9 +34,12 @@ async function main(): Promise<number> {
   const services = await startServices({ log });
   try {
     if (interrupted) return 130;
-    const env = { ...process.env, ...services.env, HEARTH_REPO_ROOT: REPO_ROOT };
+    // Test stacks have homes of their own; the vm kernel is fetched once, into this one.
+    const env = { ...process.env, ...services.env, HEARTH_REPO_ROOT: REPO_ROOT, HEARTH_VM_HOME: process.env.HEARTH_VM_HOME || services.env.HEARTH_HOME! };
     await migrate(services.env.DATABASE_URL!);
     await ensureBaseImages(env, log, (child) => (current = child.child));
+    if (interrupted) return 130;
+    await ensureVmKernel(env, log, (child) => (current = child.child));
     if (interrupted) return 130;
     log(`running ${files.length} test file${files.length === 1 ? '' : 's'}`);
     const runner = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...flags, ...files], {

@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnPrefixed, type PrefixedChild } from './child.ts';
-import { ensureBaseImages, migrate } from './prepare.ts';
+import { ensureBaseImages, ensureVmKernel, migrate } from './prepare.ts';
 import { probePort } from './services/daemon.ts';
 import { startServices, type Services } from './services/index.ts';
 
@@ -111,6 +111,8 @@ async function main(): Promise<void> {
   await migrate(started.env.DATABASE_URL!);
   if (stopping) return;
   await ensureBaseImages(env, log, (child) => apps.push(child));
+  if (stopping) return;
+  await ensureVmKernel(env, log, (child) => apps.push(child));
   if (stopping) return;
 
   const entries = [['gateway', 'apps/gateway/src/main.ts'], ['worker', 'apps/worker/src/main.ts']] as const;

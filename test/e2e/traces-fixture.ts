@@ -48,7 +48,7 @@ export interface TracedEcho {
   cleanup(): Promise<void>;
 }
 
-export async function startTracedEcho(name: string, env: NodeJS.ProcessEnv = {}): Promise<TracedEcho> {
+export async function startTracedEcho(name: string, env: NodeJS.ProcessEnv = {}, specExtra = ''): Promise<TracedEcho> {
   const prefix = uniquePrefix(name);
   const fnName = `${prefix}-echo`;
   const db = await createTestDatabase(prefix.replaceAll('-', '_'));
@@ -70,7 +70,7 @@ export async function startTracedEcho(name: string, env: NodeJS.ProcessEnv = {})
     const dir = path.join(workdir, fnName);
     await fs.cp(path.join(REPO_ROOT, 'test/fixtures/functions/echo'), dir, { recursive: true });
     const yaml = await fs.readFile(path.join(dir, 'hearth.yaml'), 'utf8');
-    await fs.writeFile(path.join(dir, 'hearth.yaml'), yaml.replace('name: echo', `name: ${fnName}`));
+    await fs.writeFile(path.join(dir, 'hearth.yaml'), `${yaml.replace('name: echo', `name: ${fnName}`)}\n${specExtra}\n`);
     const res = await runCli(['deploy', fnName], { cwd: workdir, env: { ...stack.env, HEARTH_REGISTRY: testEnv().registry } });
     assert.equal(res.code, 0, res.stderr);
     pushedRef = res.stdout.split('\n').map((l) => l.trim()).find((l) => /@sha256:[a-f0-9]{64}$/.test(l));

@@ -1,4 +1,3 @@
-import type { ServerOptions } from 'node:http';
 import { serve } from '@hono/node-server';
 import { loadConfig, redisConnection } from '@hearth/core';
 import { openDatabase } from '@hearth/core/db';
@@ -14,6 +13,7 @@ import { WorkerDirectory } from './worker-directory.ts';
 import { WarmRouter } from './warm-router.ts';
 import { TraceStore } from './trace-store.ts';
 import { openAccess } from './access.ts';
+import { httpServerOptions } from './server-options.ts';
 
 const config = loadConfig();
 const database = openDatabase(config.databaseUrl);
@@ -43,7 +43,7 @@ const app = createApp({
   workers,
   router: new WarmRouter(workers),
 }, access);
-const server = serve({ fetch: app.fetch, hostname: config.gatewayHost, port: config.gatewayPort, serverOptions: httpServerOptions(process.env) }, (info) => {
+const server = serve({ fetch: app.fetch, hostname: config.gatewayHost, port: config.gatewayPort, serverOptions: httpServerOptions(config) }, (info) => {
   console.log(`gateway listening on http://${info.address}:${info.port}`);
 });
 
@@ -62,35 +62,3 @@ async function shutdown(signal: string) {
 }
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));
-
-/**
- * Limits on what a client may make the node server wait for or hold, so a slow or hostile
- * client cannot keep a connection forever (slowloris) or send endless headers.
- * HEARTH_HEADERS_TIMEOUT_MS (10 s): all headers must arrive within it, else 408 and close.
- * HEARTH_REQUEST_TIMEOUT_MS (60 s): the whole request, body included; the response may take longer.
- * HEARTH_MAX_HEADER_BYTES (16 KiB): larger headers get 431.
- * TODO(lead): move these into HearthConfig (packages/core/src/config.ts).
- */
-function httpServerOptions(env: NodeJS.ProcessEnv): ServerOptions {
-  const ms = (name: string, fallback: number): number => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number, got ${JSON.stringify(raw)}`);
-    return n;
-  };
-  const headersTimeout = ms('HEARTH_HEADERS_TIMEOUT_MS', 10_000);
-  const requestTimeout = ms('HEARTH_REQUEST_TIMEOUT_MS', 60_000);
-  const maxHeaderSize = ms('HEARTH_MAX_HEADER_BYTES', 16 * 1024);
-  if (headersTimeout > requestTimeout) {
-    throw new Error(`HEARTH_HEADERS_TIMEOUT_MS (${headersTimeout}) must not be larger than HEARTH_REQUEST_TIMEOUT_MS (${requestTimeout})`);
-  }
-  return {
-    headersTimeout,
-    requestTimeout,
-    maxHeaderSize,
-    // Node checks the two timeouts only this often (default 30 s, which would let a slow
-    // client stay that much longer than the timeout says).
-    connectionsCheckingInterval: Math.max(100, Math.min(5_000, Math.floor(headersTimeout / 4))),
-  };
-}

@@ -6,7 +6,7 @@ import { QUEUES, loadConfig, redisConnection } from '@hearth/core';
 import { openDatabase } from '@hearth/core/db';
 import { setupTelemetry, shutdownTelemetry } from '@hearth/core/telemetry';
 import { openContentStore } from '@hearth/oci';
-import { cleanupInstances } from '@hearth/runtime';
+import { cleanupInstances, cleanupVmInstances } from '@hearth/runtime';
 import { FunctionCatalog } from './function-catalog.ts';
 import { ImageCache } from './image-cache.ts';
 import { InvocationLog } from './invocation-log.ts';
@@ -29,6 +29,7 @@ const logError = (err: unknown) => console.error('[worker]', (err as Error)?.mes
 
 // Whatever a previous worker with this prefix left (it was killed): containers, mounts, folders.
 await cleanupInstances(config.home, config.instancePrefix);
+await cleanupVmInstances(config.home, config.instancePrefix);
 
 const database = openDatabase(config.databaseUrl);
 setupTelemetry({ service: 'hearth-worker', db: database.db, ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}), onError: logError });

@@ -22,6 +22,12 @@ export interface HearthConfig {
   gatewayUrl: string;
   /** Largest request body the gateway accepts. */
   bodyLimitBytes: number;
+  /** A client must send all its headers within this (slowloris), else 408 and close. */
+  headersTimeoutMs: number;
+  /** A client must send its whole request, body included, within this; the response may take longer. */
+  requestTimeoutMs: number;
+  /** Larger request headers get 431. */
+  maxHeaderBytes: number;
   /** BullMQ key prefix, so tests and several stacks can share one Redis. */
   queuePrefix: string;
   /** Prefix of runc container ids and instance folders; lets a worker find what it left. */
@@ -39,6 +45,8 @@ export interface HearthConfig {
   pauseAfterMs: number;
   /** API key the CLI sends (else it reads its config file). */
   apiKey?: string;
+  /** Where the guest kernel for `isolation: vm` is (`<vmHome>/vm/kernel`); HEARTH_VM_HOME, else home. */
+  vmHome: string;
   /** Where spans also go over OTLP/HTTP, as OpenTelemetry's own variable names it. */
   otlpEndpoint?: string;
 }
@@ -67,6 +75,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HearthConfig {
     gatewayPort,
     gatewayUrl: env.HEARTH_GATEWAY ?? env.HEARTH_URL ?? `http://${gatewayHost}:${gatewayPort}`,
     bodyLimitBytes: int(env.HEARTH_BODY_LIMIT, 6 * 1024 * 1024),
+    headersTimeoutMs: int(env.HEARTH_HEADERS_TIMEOUT_MS, 10_000),
+    requestTimeoutMs: int(env.HEARTH_REQUEST_TIMEOUT_MS, 60_000),
+    maxHeaderBytes: int(env.HEARTH_MAX_HEADER_BYTES, 16 * 1024),
     queuePrefix: env.HEARTH_QUEUE_PREFIX ?? 'hearth',
     instancePrefix: env.HEARTH_INSTANCE_PREFIX ?? 'hearth-',
     workerConcurrency: int(env.HEARTH_WORKER_CONCURRENCY, Math.max(4, os.availableParallelism() * 4)),
@@ -75,6 +86,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HearthConfig {
     // Most of the machine: the rest is for the host, the services and the worker itself.
     workerMemoryMb: int(env.HEARTH_WORKER_MEMORY_MB, Math.floor((os.totalmem() / 1024 / 1024) * 0.75)),
     stemCellsPerRuntime: int(env.HEARTH_STEM_CELLS, 1),
+    vmHome: path.resolve(env.HEARTH_VM_HOME || env.HEARTH_HOME || path.join(process.cwd(), '.hearth')),
     pauseAfterMs: int(env.HEARTH_PAUSE_AFTER_MS, 2000),
     ...(env.HEARTH_API_KEY ? { apiKey: env.HEARTH_API_KEY } : {}),
     ...(env.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),

@@ -7,4 +7,5 @@ export type { SpecializeOptions } from './sandbox.ts';
 export { stemCellLayers, SPECIALIZE_PATH } from './stem-cell.ts';
 export { SECRETS_DIR, validateSecretKeys } from './secrets.ts';
 export { DEFAULT_MAX_RESPONSE_BYTES } from './invoke-client.ts';
+export * from './vm/index.ts';
 export { DEFAULT_USER } from './runc/runc-sandbox.ts';

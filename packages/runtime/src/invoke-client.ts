@@ -24,11 +24,15 @@ export class InvokeClient {
   readonly maxResponseBytes: number;
   private readonly agent: Agent;
 
-  constructor(socketPath: string, opts: { maxResponseBytes?: number } = {}) {
+  /**
+   * `connections: 1` for a peer that serves one client at a time (qemu's virtio-serial
+   * socket); unset, undici may dial again for a request that follows another's end.
+   */
+  constructor(socketPath: string, opts: { maxResponseBytes?: number; connections?: number } = {}) {
     this.socketPath = socketPath;
     this.maxResponseBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     // One connection at a time per in-flight call; kept alive for the next call.
-    this.agent = new Agent({ connect: { socketPath }, keepAliveTimeout: 30_000, pipelining: 1 });
+    this.agent = new Agent({ connect: { socketPath }, keepAliveTimeout: 30_000, pipelining: 1, ...(opts.connections ? { connections: opts.connections } : {}) });
   }
 
   /**

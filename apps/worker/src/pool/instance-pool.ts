@@ -70,6 +70,8 @@ interface VersionPool {
  */
 export class InstancePool {
   private readonly versions = new Map<string, VersionPool>();
+  /** Starts under way: close() waits for them, so no sandbox outlives the worker. */
+  private readonly starting = new Set<Promise<unknown>>();
   private closed = false;
 
   constructor(private readonly opts: InstancePoolOptions) {}
@@ -160,7 +162,7 @@ export class InstancePool {
       }
       for (const instance of [...vp.instances]) stops.push(this.stopInstance(vp, instance, 'closed'));
     }
-    await Promise.all(stops);
+    await Promise.all([...stops, ...this.starting]);
   }
 
   private versionPool(target: PoolTarget): VersionPool {
@@ -332,7 +334,7 @@ export class InstancePool {
     vp.instances.push(instance);
     this.opts.events?.changed?.();
     const t0 = performance.now();
-    this.opts.start(target, id).then(
+    const started = this.opts.start(target, id).then(
       ({ sandbox, startKind, specialize }) => {
         instance.sandbox = sandbox;
         if (specialize) instance.specialize = specialize;
@@ -340,8 +342,8 @@ export class InstancePool {
         instance.startKind = startKind;
         if (instance.state === 'stopping' || this.closed) {
           instance.state = 'ready';
-          void this.stopInstance(vp, instance, this.closed ? 'closed' : 'retired');
-          return;
+          // Returned, so close() (which waits for starts under way) waits for this stop too.
+          return this.stopInstance(vp, instance, this.closed ? 'closed' : 'retired');
         }
         instance.state = 'ready';
         this.opts.events?.started?.(instance, performance.now() - t0);
@@ -365,6 +367,8 @@ export class InstancePool {
         this.kick();
       },
     );
+    this.starting.add(started);
+    void started.finally(() => this.starting.delete(started));
   }
 
   private async stopInstance(vp: VersionPool, instance: PoolInstance, why: Parameters<NonNullable<PoolEvents['stopped']>>[1]): Promise<void> {

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { isHearthError, type HearthConfig } from '@hearth/core';
-import { createRuncSandbox, type Sandbox } from '@hearth/runtime';
+import { createRuncSandbox, createVmSandbox, loadVmKernel, type Sandbox } from '@hearth/runtime';
 import type { ImageCache } from '../image-cache.ts';
 import type { StartInstance } from './instance-pool.ts';
 import type { PoolTarget } from './instance.ts';
@@ -60,16 +60,9 @@ export function createInstanceStarter(deps: InstanceStarterDeps): StartInstance 
       }
     }
 
-    const sandbox: Sandbox = createRuncSandbox({
-      home: config.home,
-      id,
-      layers: image.layers,
-      imageConfig: image.config,
-      limits,
-      env,
-      logPath: logPathOf(config, fn.name, id),
-      ...withSecrets,
-    });
+    const options = { home: config.home, id, layers: image.layers, imageConfig: image.config, limits, env, logPath: logPathOf(config, fn.name, id), ...withSecrets };
+    const sandbox: Sandbox =
+      fn.spec.isolation === 'vm' ? createVmSandbox({ ...options, kernel: await loadVmKernel(config.vmHome) }) : createRuncSandbox(options);
     try {
       await sandbox.start();
     } catch (err) {

@@ -34,7 +34,8 @@ export class ScaleBook {
     return {
       key: versionKey(fn),
       fn,
-      concurrency: spec.concurrency,
+      // A microVM's invoke port is one byte stream: one call at a time.
+      concurrency: spec.isolation === 'vm' ? 1 : spec.concurrency,
       minWarm: Math.min(o?.minWarm ?? spec.scale.minWarm, maxInstances),
       maxInstances,
       idleTtlSec: spec.scale.idleTtlSec ?? this.defaultIdleTtlSec,

@@ -121,8 +121,8 @@ export class StemCellPool {
           this.starting.set(runtime, (this.starting.get(runtime) ?? 1) - 1);
           if (this.closed) {
             this.opts.budget.give(STEM_CELL_MEMORY_MB);
-            void this.stopCell(cell.sandbox);
-            return;
+            // Returned, so close() (which waits for starting cells) waits for this stop too.
+            return this.stopCell(cell.sandbox);
           }
           const list = this.ready.get(runtime) ?? [];
           list.push(cell);
