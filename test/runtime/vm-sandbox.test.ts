@@ -212,4 +212,6 @@ sandboxSuite({
   create: (ctx) => createVmSandbox({ ...ctx, kernel }),
   leftovers: vmLeftovers,
   cleanup: cleanupVmInstances,
+  // Under TCG the kernel and node take 7-20 s (more on a busy host) before the function runs.
+  bootMs: 45_000,
 });

@@ -40,6 +40,14 @@ function startError(fn: InvokeJob['function'], err: unknown): HearthError {
   return new HearthError('BAD_GATEWAY', `function "${fn.name}" could not start: ${(err as Error).message}`, { cause: err });
 }
 
+/** The runtime says the request never reached the function (nothing listened on its socket). */
+function neverDelivered(err: unknown): boolean {
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    if (isHearthError(e) && e.details?.notDelivered === true) return true;
+  }
+  return false;
+}
+
 export function createInvokeProcessor(deps: ProcessorDeps) {
   const { pool, scale, invocations, metrics } = deps;
 
@@ -67,51 +75,62 @@ export function createInvokeProcessor(deps: ProcessorDeps) {
       return errorResult(err, 'warm', 0);
     }
 
-    let lease: Lease;
-    try {
-      const waitUntil = data.deadline ?? Date.now() + fn.spec.timeoutMs + WAIT_ALLOWANCE_MS;
-      lease = await withPoolAcquireSpan(trace, () => pool.acquire(scale.target(fn), waitUntil));
-    } catch (err) {
-      const e = startError(fn, err);
-      await record(e.code === 'TIMEOUT' ? 'timeout' : 'error', { start: 'cold', error: e.message, httpStatus: e.status });
-      return errorResult(e, 'cold', elapsed());
-    }
-    const { instance, start } = lease;
-    const instanceId = instance.id;
-    try {
-      const response = await withFunctionInvokeSpan(trace, { [ATTR.faasInstance]: instanceId }, (traceparent) => instance.sandbox!.invoke(
-        {
-          method: data.request.method,
-          path: data.request.path,
-          query: data.request.query,
-          headers: { ...data.request.headers, 'x-call-id': data.callId },
-          body: Buffer.from(data.request.bodyBase64, 'base64'),
-        },
-        { timeoutMs: fn.spec.timeoutMs, ...(traceparent ? { traceparent } : {}) },
-      ));
-      lease.release();
-      const status = response.status >= 500 ? 'failed' : 'succeeded';
-      await record(status, { httpStatus: response.status, start, instanceId });
-      return {
-        status: response.status,
-        headers: response.headers,
-        bodyBase64: response.body.toString('base64'),
-        cold: start !== 'warm',
-        start,
-        durationMs: elapsed(),
-        instanceId,
-      };
-    } catch (err) {
-      // A timed-out or crashed instance is never reused: its state is unknown.
-      lease.release({ healthy: false });
-      let e: HearthError;
-      if (isHearthError(err, 'TIMEOUT')) {
-        e = new HearthError('TIMEOUT', `function "${fn.name}" timed out after ${fn.spec.timeoutMs} ms; the instance was stopped`);
-      } else {
-        e = new HearthError('BAD_GATEWAY', `function "${fn.name}" crashed: ${(err as Error).message}`);
+    const waitUntil = data.deadline ?? Date.now() + fn.spec.timeoutMs + WAIT_ALLOWANCE_MS;
+    // A warm instance that died while idle refuses the connection: the call never reached
+    // it, so it goes once more to another instance instead of failing.
+    for (let attempt = 1; ; attempt++) {
+      let lease: Lease;
+      try {
+        lease = await withPoolAcquireSpan(trace, () => pool.acquire(scale.target(fn), waitUntil));
+      } catch (err) {
+        const e = startError(fn, err);
+        await record(e.code === 'TIMEOUT' ? 'timeout' : 'error', { start: 'cold', error: e.message, httpStatus: e.status });
+        return errorResult(e, 'cold', elapsed());
       }
-      await record(e.code === 'TIMEOUT' ? 'timeout' : 'error', { start, error: e.message, httpStatus: e.status, instanceId });
-      return errorResult(e, start, elapsed(), instanceId);
+      const { instance, start } = lease;
+      const instanceId = instance.id;
+      try {
+        const response = await withFunctionInvokeSpan(trace, { [ATTR.faasInstance]: instanceId }, (traceparent) =>
+          instance.sandbox!.invoke(
+            {
+              method: data.request.method,
+              path: data.request.path,
+              query: data.request.query,
+              headers: { ...data.request.headers, 'x-call-id': data.callId },
+              body: Buffer.from(data.request.bodyBase64, 'base64'),
+            },
+            { timeoutMs: fn.spec.timeoutMs, ...(traceparent ? { traceparent } : {}) },
+          ),
+        );
+        lease.release();
+        const status = response.status >= 500 ? 'failed' : 'succeeded';
+        await record(status, { httpStatus: response.status, start, instanceId });
+        return {
+          status: response.status,
+          headers: response.headers,
+          bodyBase64: response.body.toString('base64'),
+          cold: start !== 'warm',
+          start,
+          durationMs: elapsed(),
+          instanceId,
+        };
+      } catch (err) {
+        // The instance answered, only too much: it stays. Otherwise (timed out, crashed) it
+        // is never reused: its state is unknown.
+        const tooLarge = isHearthError(err, 'TOO_LARGE');
+        lease.release({ healthy: tooLarge });
+        if (attempt === 1 && start === 'warm' && neverDelivered(err)) continue;
+        let e: HearthError;
+        if (isHearthError(err, 'TIMEOUT')) {
+          e = new HearthError('TIMEOUT', `function "${fn.name}" timed out after ${fn.spec.timeoutMs} ms; the instance was stopped`);
+        } else if (tooLarge) {
+          e = new HearthError('BAD_GATEWAY', `function "${fn.name}": ${(err as Error).message}`);
+        } else {
+          e = new HearthError('BAD_GATEWAY', `function "${fn.name}" crashed: ${(err as Error).message}`);
+        }
+        await record(e.code === 'TIMEOUT' ? 'timeout' : 'error', { start, error: e.message, httpStatus: e.status, instanceId });
+        return errorResult(e, start, elapsed(), instanceId);
+      }
     }
   };
 }

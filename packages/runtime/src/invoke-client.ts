@@ -37,7 +37,8 @@ export class InvokeClient {
 
   /**
    * Sends one request. Throws HearthError TIMEOUT after opts.timeoutMs, UNAVAILABLE with
-   * "connection lost: ..." when the socket refuses or drops the call, TOO_LARGE when the
+   * "connection lost: ..." when the socket refuses or drops the call (`details.notDelivered`
+   * when nothing listened, so the function never saw it), TOO_LARGE when the
    * response body passes maxResponseBytes (the instance stays usable).
    */
   async invoke(req: SandboxRequest, opts: InvokeOptions): Promise<SandboxResponse> {
@@ -85,7 +86,9 @@ export class InvokeClient {
         throw new HearthError('BAD_GATEWAY', `the function's bootstrap sent an invalid HTTP response: ${(err as Error).message}`, { cause: err });
       }
       const reason = CONNECTION_LOST.has(code) ? 'connection lost' : 'invoke failed';
-      throw new HearthError('UNAVAILABLE', `${reason}: ${(err as Error).message}`, { cause: err });
+      // Nothing listened: the request never reached the function, so sending it elsewhere is safe.
+      const notDelivered = code === 'ECONNREFUSED' || code === 'ENOENT';
+      throw new HearthError('UNAVAILABLE', `${reason}: ${(err as Error).message}`, { cause: err, ...(notDelivered ? { details: { notDelivered: true } } : {}) });
     } finally {
       clearTimeout(timer);
     }
