@@ -1,15 +1,19 @@
 import type { Job } from 'bullmq';
-import type { InvokeJobInput, InvokeResult, WireRequest } from '@hearth/core';
+import type { InvokeJob, InvokeResult, WireRequest } from '@hearth/core';
 
 /** The worker's invoke path (createInvokeProcessor): pool, sandbox, invocation record. */
 export type ProcessInvoke = (job: Job) => Promise<InvokeResult>;
 
+/** Marks a job whose data was built in this process as an InvokeJob: processInvoke need not validate it again. */
+export const VALIDATED = Symbol('hearth.validatedInvoke');
+
 /**
  * Runs one invoke through the same path as an HTTP call. processInvoke reads only
  * `job.data`, so an event that already rides its own BullMQ job needs no second one.
+ * The data is typed, not parsed: validating it again cost ~0.1 ms of CPU per queue job.
  */
-export function runInvoke(processInvoke: ProcessInvoke, data: InvokeJobInput): Promise<InvokeResult> {
-  return processInvoke({ data } as Job);
+export function runInvoke(processInvoke: ProcessInvoke, data: InvokeJob): Promise<InvokeResult> {
+  return processInvoke({ data, [VALIDATED]: true } as unknown as Job);
 }
 
 /** The POST a queue job or cron tick becomes: JSON body, CloudEvents headers. */

@@ -1,5 +1,6 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import { HearthError, invokeJobSchema, isHearthError, type InvokeJob, type InvokeResult } from '@hearth/core';
+import { VALIDATED } from './event-invoke.ts';
 import type { InvocationLog, InvocationStatus } from './invocation-log.ts';
 import type { InstancePool, Lease } from './pool/instance-pool.ts';
 import type { StartKind } from './pool/instance.ts';
@@ -52,7 +53,8 @@ export function createInvokeProcessor(deps: ProcessorDeps) {
   const { pool, scale, invocations, metrics } = deps;
 
   return async function processInvoke(job: Job): Promise<InvokeResult> {
-    const parsed = invokeJobSchema.safeParse(job.data);
+    // From Redis the data is whatever a producer wrote; from runInvoke() it is typed already.
+    const parsed = (job as { [VALIDATED]?: true })[VALIDATED] ? { success: true as const, data: job.data as InvokeJob } : invokeJobSchema.safeParse(job.data);
     // A malformed job can never succeed; retrying it would only hide the producer's bug.
     if (!parsed.success) throw new UnrecoverableError(`invalid invoke job: ${parsed.error.issues[0]?.message}`);
     const data = parsed.data;
