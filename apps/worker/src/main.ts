@@ -23,6 +23,7 @@ import { StatusPublisher } from './status-publisher.ts';
 import { OwnQueue } from './own-queue.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTriggerPlane } from './trigger-plane.ts';
+import { startSpanRetention } from './span-retention.ts';
 
 const config = loadConfig();
 const logError = (err: unknown) => console.error('[worker]', (err as Error)?.message ?? err);
@@ -95,6 +96,7 @@ const reconciler = new PoolReconciler({ config, catalog: new FunctionCatalog(dat
 await reconciler.start();
 stemCells.start();
 status.start();
+const stopSpanRetention = startSpanRetention(database.db, config.traceRetentionDays, logError);
 console.log(`worker ready: ${config.workerId} (queue ${config.queuePrefix}:${QUEUES.invoke}, concurrency ${config.workerConcurrency}, memory ${config.workerMemoryMb} MB)`);
 
 let stopping: Promise<void> | undefined;
@@ -104,6 +106,7 @@ function shutdown(signal: string) {
     // Off the gateway's routing first (its view is at most 0.5 s old), then take what was
     // already routed here; the calls in flight finish on the instances they hold.
     await status?.close();
+    stopSpanRetention();
     await sleep(1_000);
     await Promise.all([ownQueue.drain(), worker.close(), triggers.close(), reconciler.close()]);
     await Promise.all([pool.close(), stemCells.close()]);
