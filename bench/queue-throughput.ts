@@ -21,7 +21,7 @@ import { machineLine, writeResult } from './lib.ts';
 
 const argN = process.argv.indexOf('-n');
 const N = (argN > 0 ? Number(process.argv[argN + 1]) : 0) || 2000;
-// Short: the invoke socket path (<home>/instances/<id>/run/invoke.sock) may hold at most 108 bytes.
+// Short: the invoke socket path (<home>/instances/<id>/rt/host/invoke.sock) may hold at most 108 bytes.
 const prefix = uniquePrefix('qb');
 const connection = redisConnection(testEnv().redisUrl);
 

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ensureLayersUnpacked, openContentStore, parseReference, pullImage, RegistryClient } from '@hearth/oci';
-import { createRuncSandbox } from '@hearth/runtime';
+import { createRuncSandbox, instancePaths } from '@hearth/runtime';
 import { createTestDatabase, testEnv, uniquePrefix } from '../test/helpers/services.ts';
 import { runCli, startStack } from '../test/helpers/stack.ts';
 import { machineLine, ms, summary, writeResult } from './lib.ts';
@@ -151,7 +151,7 @@ try {
   });
   await sandbox.start();
   const instanceDir = path.join(home, 'instances', id);
-  const socket = path.join(instanceDir, 'run', 'invoke.sock');
+  const socket = instancePaths(home, id).hostSocket;
   const direct: number[] = [];
   await socketRequest(socket, 'warmup');
   for (let i = 0; i < WARM_N; i++) direct.push(await timed(() => socketRequest(socket, 'world')));

@@ -64,7 +64,7 @@ export async function putFunction(stack: TestStack, image: string, spec: Record<
 
 /** A second (third, …) worker on the stack's Redis, database and queues, with its own home and instance prefix. */
 export async function startExtraWorker(stack: TestStack, suffix: string, env: NodeJS.ProcessEnv = {}): Promise<{ worker: AppProcess; home: string; env: NodeJS.ProcessEnv }> {
-  // Short: the invoke socket lives at <home>/instances/<id>/run/invoke.sock, and a Unix
+  // Short: the invoke socket lives at <home>/instances/<id>/rt/host/invoke.sock, and a Unix
   // socket path may hold at most 108 bytes.
   const home = await fs.mkdtemp(path.join(os.tmpdir(), `${stack.prefix}${suffix}-`));
   // `<prefix><suffix>-`, not `<prefix>-<suffix>-`: a worker cleans up every id that starts

@@ -2,6 +2,7 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import { HearthError, invokeJobSchema, isHearthError, type InvokeJob, type InvokeResult } from '@hearth/core';
 import { VALIDATED } from './event-invoke.ts';
 import type { InvocationLog, InvocationStatus } from './invocation-log.ts';
+import { capLog } from './log-cap.ts';
 import type { InstancePool, Lease } from './pool/instance-pool.ts';
 import type { StartKind } from './pool/instance.ts';
 import type { ScaleBook } from './pool/scale-book.ts';
@@ -17,6 +18,8 @@ export interface ProcessorDeps {
   scale: ScaleBook;
   invocations: InvocationLog;
   metrics?: WorkerMetrics;
+  /** An instance's log is cut back past this many bytes (0: no cap). */
+  logMaxBytes?: number;
 }
 
 function errorResult(err: HearthError, start: StartKind, durationMs: number, instanceId?: string): InvokeResult {
@@ -50,7 +53,7 @@ function neverDelivered(err: unknown): boolean {
 }
 
 export function createInvokeProcessor(deps: ProcessorDeps) {
-  const { pool, scale, invocations, metrics } = deps;
+  const { pool, scale, invocations, metrics, logMaxBytes = 0 } = deps;
 
   return async function processInvoke(job: Job): Promise<InvokeResult> {
     // From Redis the data is whatever a producer wrote; from runInvoke() it is typed already.
@@ -105,6 +108,7 @@ export function createInvokeProcessor(deps: ProcessorDeps) {
           ),
         );
         lease.release();
+        if (instance.logPath && logMaxBytes) await capLog(instance.logPath, logMaxBytes).catch(() => undefined);
         const status = response.status >= 500 ? 'failed' : 'succeeded';
         await record(status, { httpStatus: response.status, start, instanceId });
         return {
@@ -121,6 +125,8 @@ export function createInvokeProcessor(deps: ProcessorDeps) {
         // is never reused: its state is unknown.
         const tooLarge = isHearthError(err, 'TOO_LARGE');
         lease.release({ healthy: tooLarge });
+        // The log outlives a stopped instance: it is capped as well.
+        if (instance.logPath && logMaxBytes) await capLog(instance.logPath, logMaxBytes).catch(() => undefined);
         if (attempt === 1 && start === 'warm' && neverDelivered(err)) continue;
         let e: HearthError;
         if (isHearthError(err, 'TIMEOUT')) {

@@ -79,7 +79,7 @@ status = new StatusPublisher({
 
 const scale = new ScaleBook(database.db, config.idleTtlSec);
 const invocations = new InvocationLog(database.db, logError);
-const processor = createInvokeProcessor({ pool, scale, invocations, metrics });
+const processor = createInvokeProcessor({ pool, scale, invocations, metrics, logMaxBytes: config.logMaxMb * 1024 * 1024 });
 
 const worker = new Worker(QUEUES.invoke, processor, {
   connection: redisConnection(config.redisUrl),

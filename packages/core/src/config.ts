@@ -47,6 +47,8 @@ export interface HearthConfig {
   apiKey?: string;
   /** Where the guest kernel for `isolation: vm` is (`<vmHome>/vm/kernel`); HEARTH_VM_HOME, else home. */
   vmHome: string;
+  /** An instance's log on the host is cut back past this many MB (the newest 1 MB kept in `.log.1`). */
+  logMaxMb: number;
   /** Spans older than this many days are deleted from the span store. */
   traceRetentionDays: number;
   /** Where spans also go over OTLP/HTTP, as OpenTelemetry's own variable names it. */
@@ -89,6 +91,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HearthConfig {
     workerMemoryMb: int(env.HEARTH_WORKER_MEMORY_MB, Math.floor((os.totalmem() / 1024 / 1024) * 0.75)),
     stemCellsPerRuntime: int(env.HEARTH_STEM_CELLS, 1),
     traceRetentionDays: int(env.HEARTH_TRACE_RETENTION_DAYS, 7),
+    logMaxMb: int(env.HEARTH_LOG_MAX_MB, 10),
     vmHome: path.resolve(env.HEARTH_VM_HOME || env.HEARTH_HOME || path.join(process.cwd(), '.hearth')),
     pauseAfterMs: int(env.HEARTH_PAUSE_AFTER_MS, 2000),
     ...(env.HEARTH_API_KEY ? { apiKey: env.HEARTH_API_KEY } : {}),

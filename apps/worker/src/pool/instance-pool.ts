@@ -9,7 +9,7 @@ import type { MemoryBudget } from './memory-budget.ts';
 export type StartInstance = (
   target: PoolTarget,
   id: string,
-) => Promise<{ sandbox: Sandbox; startKind: 'cold' | 'stemcell'; specialize?: { mountMs: number; loadMs: number } }>;
+) => Promise<{ sandbox: Sandbox; startKind: 'cold' | 'stemcell'; logPath?: string; specialize?: { mountMs: number; loadMs: number } }>;
 
 /** Something else holding budget that may be stopped to make room (an idle stem cell). */
 export interface Evictable {
@@ -335,9 +335,10 @@ export class InstancePool {
     this.opts.events?.changed?.();
     const t0 = performance.now();
     const started = this.opts.start(target, id).then(
-      ({ sandbox, startKind, specialize }) => {
+      ({ sandbox, startKind, specialize, logPath }) => {
         instance.sandbox = sandbox;
         if (specialize) instance.specialize = specialize;
+        if (logPath) instance.logPath = logPath;
         instance.id = sandbox.id;
         instance.startKind = startKind;
         if (instance.state === 'stopping' || this.closed) {

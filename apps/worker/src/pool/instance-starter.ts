@@ -56,7 +56,7 @@ export function createInstanceStarter(deps: InstanceStarterDeps): StartInstance 
       if (specialized) {
         // From now on the cell's output is the function's: `hearth logs` reads <logs>/<fn>/.
         await linkLog(stemCellLogPath(config, sandbox.id), logPathOf(config, fn.name, sandbox.id));
-        return { sandbox, startKind: 'stemcell' as const, specialize: specialized };
+        return { sandbox, startKind: 'stemcell' as const, specialize: specialized, logPath: logPathOf(config, fn.name, sandbox.id) };
       }
     }
 
@@ -69,7 +69,7 @@ export function createInstanceStarter(deps: InstanceStarterDeps): StartInstance 
       await sandbox.stop().catch(() => undefined);
       throw err;
     }
-    return { sandbox, startKind: 'cold' as const };
+    return { sandbox, startKind: 'cold' as const, logPath: options.logPath };
   };
 }
 

@@ -96,6 +96,15 @@ export async function makeSharedMountPoint(dir: string): Promise<void> {
   }
 }
 
+/** A tmpfs at `target` with mount(8) `options` (size=, nr_inodes=, mode=). */
+export async function mountTmpfs(target: string, options: string): Promise<void> {
+  try {
+    await run('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', target]);
+  } catch (err) {
+    throw new HearthError('UNAVAILABLE', `cannot mount a tmpfs at ${target}: ${stderrOf(err)}`, { cause: err });
+  }
+}
+
 /** Mount points under (or at) `prefix`, from /proc/self/mountinfo, deepest first. */
 export async function mountsUnder(prefix: string): Promise<string[]> {
   const text = await fs.readFile('/proc/self/mountinfo', 'utf8');

@@ -16,7 +16,7 @@ import type { InvokeOptions, Sandbox, SandboxLimits, SandboxOptions, SandboxRequ
 import { InvokeClient } from '../invoke-client.ts';
 import { readLogTail } from '../log-tail.ts';
 import { buildBundleSpec, cpuQuota, startupCpu } from './bundle-spec.ts';
-import { makeSharedMountPoint, mountOverlay, mountReadOnlyOverlay, unmount } from './overlay.ts';
+import { makeSharedMountPoint, mountOverlay, mountReadOnlyOverlay, mountTmpfs, unmount } from './overlay.ts';
 import { runcDeleteForce, runcResume, runcRunDetached, runcUpdateCpuQuota } from './runc.ts';
 import { resolveImageUser } from './image-user.ts';
 import { freezerStatePath, setFrozen } from './freezer.ts';
@@ -40,8 +40,13 @@ export function instancePaths(home: string, id: string) {
     rootfs: path.join(dir, 'bundle', 'rootfs'),
     upper: path.join(dir, 'upper'),
     work: path.join(dir, 'work'),
-    run: path.join(dir, 'run'),
-    socket: path.join(dir, 'run', 'invoke.sock'),
+    /** A small tmpfs of the instance's own: `run/` (the function's, at /run/hearth) and `host/` (root's only). */
+    rt: path.join(dir, 'rt'),
+    run: path.join(dir, 'rt', 'run'),
+    /** Where the bootstrap creates its socket; the function can replace it, so the worker never connects here. */
+    socket: path.join(dir, 'rt', 'run', 'invoke.sock'),
+    /** A hard link to the socket the bootstrap made, out of the function's reach: what the worker connects to. */
+    hostSocket: path.join(dir, 'rt', 'host', 'invoke.sock'),
     pidFile: path.join(dir, 'init.pid'),
     secrets: path.join(dir, 'secrets'),
     /** Stem cells only: bound at /function; specialize() mounts the function's code here. */
@@ -86,7 +91,7 @@ export class RuncSandbox implements Sandbox {
     this.id = opts.id;
     this.paths = instancePaths(opts.home, opts.id);
     this.dir = this.paths.dir;
-    this.socketPath = this.paths.socket;
+    this.socketPath = this.paths.hostSocket;
   }
 
   /**
@@ -96,7 +101,7 @@ export class RuncSandbox implements Sandbox {
    */
   private connectPath(): string {
     if (Buffer.byteLength(this.socketPath) <= MAX_SOCKET_PATH) return this.socketPath;
-    this.runDirFd ??= openSync(this.paths.run, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+    this.runDirFd ??= openSync(path.dirname(this.paths.hostSocket), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
     return `/proc/self/fd/${this.runDirFd}/${path.basename(this.socketPath)}`;
   }
 
@@ -106,7 +111,13 @@ export class RuncSandbox implements Sandbox {
     const p = this.paths;
     try {
       await fs.mkdir(p.dir, { recursive: true });
-      await Promise.all([p.upper, p.work, p.run, p.rootfs].map((d) => fs.mkdir(d, { recursive: true })));
+      await Promise.all([p.upper, p.work, p.rt, p.rootfs].map((d) => fs.mkdir(d, { recursive: true })));
+      // The function writes its socket into run/: a tmpfs caps what it can put there (the
+      // host's disk is not its /tmp), and host/ beside it, where the worker keeps its link
+      // to the socket, is root's alone and never bound into the container.
+      await mountTmpfs(p.rt, 'size=1m,nr_inodes=64,mode=0755');
+      await fs.mkdir(p.run, { mode: 0o700 });
+      await fs.mkdir(path.dirname(p.hostSocket), { mode: 0o700 });
       // an image that names no user runs as nobody, not as root: uid 0 without capabilities
       // still owns root's files in the image
       const user = this.opts.imageConfig.User ? await resolveImageUser(this.opts.imageConfig.User, this.opts.layers) : DEFAULT_USER;
@@ -160,7 +171,7 @@ export class RuncSandbox implements Sandbox {
     const deadline = t0 + readyTimeoutMs;
     for (;;) {
       if (this.stopping) throw new HearthError('UNAVAILABLE', `sandbox ${this.id} was stopped while starting`);
-      if (await canConnect(this.connectPath())) break;
+      if ((await this.linkSocket()) && (await canConnect(this.connectPath()))) break;
       if (!processAlive(this.pid)) await this.failStart('the process exited before listening on /run/hearth/invoke.sock');
       if (Date.now() > deadline) {
         await this.failStart(`not ready after ${readyTimeoutMs} ms (no listener on /run/hearth/invoke.sock)`);
@@ -170,6 +181,27 @@ export class RuncSandbox implements Sandbox {
     this.startTimings.readyMs = Date.now() - t2;
     await this.endStartupBoost();
     this.client = new InvokeClient(this.connectPath(), this.opts.maxResponseBytes !== undefined ? { maxResponseBytes: this.opts.maxResponseBytes } : {});
+  }
+
+  /**
+   * Links the socket the bootstrap created to host/, where the function cannot reach: the
+   * function owns run/ and could swap its socket for a symlink to any socket on the host,
+   * which the worker (root) would follow. A hard link is to the inode, and lstat says it is
+   * a socket, not a symlink; a socket the function made can only lead into its sandbox.
+   */
+  private async linkSocket(): Promise<boolean> {
+    const { socket, hostSocket } = this.paths;
+    const made = await fs.lstat(socket).catch(() => undefined);
+    if (!made?.isSocket()) return false;
+    await fs.rm(hostSocket, { force: true });
+    try {
+      await fs.link(socket, hostSocket);
+    } catch {
+      return false;
+    }
+    // swapped between the two calls: the link is to whatever was there then
+    const linked = await fs.lstat(hostSocket).catch(() => undefined);
+    return linked?.isSocket() === true;
   }
 
   /** True between pause() and resume(): the processes are frozen and invoke() refuses. */
@@ -318,12 +350,13 @@ export class RuncSandbox implements Sandbox {
     }
     this.frozen = false;
     await runcDeleteForce(this.id);
-    // the rootfs, and for a stem cell the function overlay stacked on its shared bind
-    await unmount(this.dir);
+    // an open folder keeps its tmpfs busy
     if (this.runDirFd !== undefined) {
       closeSync(this.runDirFd);
       this.runDirFd = undefined;
     }
+    // the rootfs, the socket tmpfs, and for a stem cell the function overlay stacked on its shared bind
+    await unmount(this.dir);
     await fs.rm(this.dir, { recursive: true, force: true });
   }
 
