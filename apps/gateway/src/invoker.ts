@@ -9,6 +9,17 @@ import { jobFunction, type FunctionRecord } from './function-store.ts';
  */
 const START_ALLOWANCE_MS = 60_000;
 
+/** How long putting a call on the queue may take before the caller gets a 503. */
+const ENQUEUE_TIMEOUT_MS = 5_000;
+
+function withinMs<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** A worker's own queue that has not been used this long has its connections closed. */
 const IDLE_QUEUE_MS = 5 * 60_000;
 
@@ -86,14 +97,15 @@ export class Invoker {
     let job;
     try {
       // The events stream is read from "now": it must be listening before the job can finish.
-      await link.ready;
-      job = await link.queue.add(JOBS.invoke, data, {
+      // Without Redis, ioredis would hold the command until it is back: the caller gets a 503 instead.
+      await withinMs(link.ready, ENQUEUE_TIMEOUT_MS, 'Redis did not answer');
+      job = await withinMs(link.queue.add(JOBS.invoke, data, {
         jobId: callId,
         // A synchronous call is answered once; retrying would run it twice behind the caller's back.
         attempts: 1,
         removeOnComplete: { age: 300 },
         removeOnFail: { age: 3600 },
-      });
+      }), ENQUEUE_TIMEOUT_MS, 'Redis did not answer');
     } catch (err) {
       throw new HearthError('UNAVAILABLE', `queue unavailable: ${(err as Error).message}`, { cause: err });
     }
@@ -103,7 +115,9 @@ export class Invoker {
     } catch (err) {
       const message = (err as Error).message;
       if (/timed out/i.test(message)) {
-        throw new HearthError('TIMEOUT', `function "${fn.name}" did not answer within ${waitMs} ms`);
+        // A worker answers with its own timeout well before this one: no answer at all means
+        // the worker that took the call stopped, or none is running.
+        throw new HearthError('TIMEOUT', `function "${fn.name}" did not answer within ${waitMs} ms: no worker reported back (the worker running the call stopped, or none is running; see hearth ps)`);
       }
       throw new HearthError('BAD_GATEWAY', `function "${fn.name}" failed in the worker: ${message}`);
     }

@@ -36,3 +36,14 @@ export function lockOptions(timeoutMs: number, settings: LockSettings) {
     maxStalledCount: 1,
   };
 }
+
+/**
+ * Worker options for the synchronous invoke queues. A caller waits, so a call whose worker
+ * died must be picked up soon: a short lock (renewed every 5 s while the worker lives, so a
+ * slow call is not taken for stalled) and a check for stalled calls every 5 s.
+ * HEARTH_SYNC_LOCK_MS (default 10000).
+ */
+export function syncLockOptions(env: NodeJS.ProcessEnv = process.env) {
+  const lockDuration = int(env.HEARTH_SYNC_LOCK_MS, 10_000);
+  return { lockDuration, stalledInterval: Math.max(1_000, Math.floor(lockDuration / 2)), maxStalledCount: 1 };
+}

@@ -24,6 +24,7 @@ import { OwnQueue } from './own-queue.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTriggerPlane } from './trigger-plane.ts';
 import { startSpanRetention } from './span-retention.ts';
+import { syncLockOptions } from './lock-settings.ts';
 
 const config = loadConfig();
 const logError = (err: unknown) => console.error('[worker]', (err as Error)?.message ?? err);
@@ -85,6 +86,7 @@ const worker = new Worker(QUEUES.invoke, processor, {
   connection: redisConnection(config.redisUrl),
   prefix: config.queuePrefix,
   concurrency: config.workerConcurrency,
+  ...syncLockOptions(),
 });
 worker.on('error', logError);
 worker.on('failed', (job, err) => logError(`job ${job?.id} failed: ${err.message}`));

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, Worker, type ConnectionOptions, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { syncLockOptions } from './lock-settings.ts';
 import { rescueLockKey, workerQueueName, workerQueuesKey, workerStatusKey, type HearthConfig } from '@hearth/core';
 
 const RESCUE_EVERY_MS = 5_000;
@@ -34,7 +35,7 @@ export class OwnQueue {
   async start(): Promise<void> {
     const { config, redis, connection, processor, onError } = this.deps;
     await redis.sadd(workerQueuesKey(config.queuePrefix), config.workerId);
-    this.worker = new Worker(this.name, processor, { connection, prefix: config.queuePrefix, concurrency: config.workerConcurrency });
+    this.worker = new Worker(this.name, processor, { connection, prefix: config.queuePrefix, concurrency: config.workerConcurrency, ...syncLockOptions() });
     this.worker.on('error', onError);
     await this.worker.waitUntilReady();
     this.rescueTimer = setInterval(() => void this.rescueDeadWorkers(), RESCUE_EVERY_MS);
@@ -100,7 +101,7 @@ export class OwnQueue {
     const name = workerQueueName(deadId);
     const queue = new Queue(name, { connection, prefix: config.queuePrefix });
     // Its stalled-job check moves calls the dead worker held back to waiting once their lock expires.
-    const worker = new Worker(name, processor, { connection, prefix: config.queuePrefix, concurrency: config.workerConcurrency });
+    const worker = new Worker(name, processor, { connection, prefix: config.queuePrefix, concurrency: config.workerConcurrency, ...syncLockOptions() });
     worker.on('error', onError);
     try {
       for (;;) {

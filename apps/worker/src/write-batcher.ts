@@ -9,10 +9,14 @@
  * Use it only for rows whose loss in a crash is acceptable (the record of something
  * BullMQ already holds); flush() before shutdown.
  */
+/** 1 + 2 + 4 + 8 + 16 + 32 s of retries: a Postgres restart is over well within it. */
+const RETRIES = 6;
+
 export class WriteBatcher<T> {
   private rows: T[] = [];
   private timer?: NodeJS.Timeout;
   private inFlight = new Set<Promise<void>>();
+  private closing = false;
 
   constructor(
     private readonly write: (rows: T[]) => Promise<void>,
@@ -32,13 +36,33 @@ export class WriteBatcher<T> {
     if (this.rows.length === 0) return;
     const rows = this.rows;
     this.rows = [];
-    const p = this.write(rows).catch(this.onError);
+    const p = this.writeWithRetry(rows);
     this.inFlight.add(p);
     void p.finally(() => this.inFlight.delete(p));
   }
 
-  /** Writes what is gathered and waits for every batch in flight. */
+  /**
+   * A failed batch (Postgres restarting) is tried again, 1 s, 2 s, 4 s … up to about a
+   * minute later, then dropped with its error; rows added meanwhile go in batches of their own.
+   */
+  private async writeWithRetry(rows: T[]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.write(rows);
+        return;
+      } catch (err) {
+        if (attempt >= RETRIES || this.closing) {
+          this.onError(err);
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** attempt).unref());
+      }
+    }
+  }
+
+  /** Writes what is gathered and waits for every batch in flight (which no longer retries). */
   async flush(): Promise<void> {
+    this.closing = true;
     this.send();
     await Promise.all(this.inFlight);
   }
