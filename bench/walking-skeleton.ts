@@ -5,74 +5,28 @@
  *  - warm: a direct HTTP request on a running instance's socket.
  * Run: `npx tsx bench/walking-skeleton.ts [-n 30]` with the local stack's services up.
  */
-import { execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import http from 'node:http';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { ensureLayersUnpacked, openContentStore, parseReference, pullImage, RegistryClient } from '@hearth/oci';
-import { createRuncSandbox, instancePaths } from '@hearth/runtime';
+import { parseReference, RegistryClient } from '@hearth/oci';
 import { createTestDatabase, testEnv, uniquePrefix } from '../test/helpers/services.ts';
 import { runCli, startStack } from '../test/helpers/stack.ts';
 import { machineLine, ms, summary, writeResult } from './lib.ts';
+import { measureFloors, timed as timedCall } from './floors.ts';
 
-const exec = promisify(execFile);
 const N = Number(process.argv[process.argv.indexOf('-n') + 1]) || 30;
 const WARM_N = Math.max(200, N);
 const prefix = uniquePrefix('bench');
 const env = testEnv();
 
 let onHang = () => '';
-/** Times one call; a call that takes over a minute is a bug, not a sample. */
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  const hang = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`a call hung for 60 s; worker output:\n${onHang()}`)), 60_000);
-  });
-  try {
-    await Promise.race([fn(), hang]);
-  } finally {
-    clearTimeout(timer);
-  }
-  return performance.now() - t0;
-}
-
-function socketRequest(socketPath: string, body: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, method: 'POST', path: '/', headers: { 'content-length': Buffer.byteLength(body) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-async function waitForSocket(socketPath: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(socketPath);
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`socket ${socketPath} not ready`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
+const timed = (fn: () => Promise<unknown>) => timedCall(fn, onHang);
 
 const step = (m: string) => process.stderr.write(`[bench] ${m}\n`);
 step('starting a stack');
 const db = await createTestDatabase(prefix.replaceAll('-', '_'));
-const stack = await startStack({ prefix, databaseUrl: db.url });
+// No stem cells: the cold calls here are true cold starts (bench/warm-pools.ts measures stem cells).
+const stack = await startStack({ prefix, databaseUrl: db.url, env: { HEARTH_STEM_CELLS: '0' } });
 onHang = () => stack.worker.output().slice(-4000) + stack.gateway.output().slice(-2000);
 const work = await fs.mkdtemp(path.join(os.tmpdir(), `${prefix}-`));
 const pushed: string[] = [];
@@ -134,59 +88,7 @@ try {
   }
 
   step('floors');
-  // Floors, on the same image, outside Hearth's queue and gateway.
-  const home = path.join(work, 'floor-home');
-  const store = openContentStore(path.join(home, 'content'));
-  const ref = parseReference(warmRef);
-  const image = await pullImage({ store, client: new RegistryClient({ registry: ref.registry, insecure: true }), ref });
-  const layers = await ensureLayersUnpacked({ home, store, image });
-  const id = `${prefix}-floor`;
-  const sandbox = createRuncSandbox({
-    home,
-    id,
-    layers,
-    imageConfig: (image.config as { config?: object }).config ?? {},
-    limits: { memoryMb: 128, cpu: 0.5 },
-    logPath: path.join(work, 'floor.log'),
-  });
-  await sandbox.start();
-  const instanceDir = path.join(home, 'instances', id);
-  const socket = instancePaths(home, id).hostSocket;
-  const direct: number[] = [];
-  await socketRequest(socket, 'warmup');
-  for (let i = 0; i < WARM_N; i++) direct.push(await timed(() => socketRequest(socket, 'world')));
-  const bundleConfig = JSON.parse(await fs.readFile(path.join(instanceDir, 'bundle', 'config.json'), 'utf8'));
-  await sandbox.stop();
-
-  const runcRun: number[] = [];
-  const lower = [...layers].reverse().join(':');
-  for (let i = 0; i < N; i++) {
-    const cid = `${prefix}-runc-${i}`;
-    const dir = path.join(work, cid);
-    const [rootfs, upper, workdir, run] = ['bundle/rootfs', 'upper', 'work', 'run'].map((d) => path.join(dir, d));
-    for (const d of [rootfs!, upper!, workdir!, run!]) await fs.mkdir(d, { recursive: true });
-    await exec('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${workdir}`, rootfs!]);
-    const config = structuredClone(bundleConfig);
-    config.hostname = cid;
-    config.linux.cgroupsPath = `/hearth/${cid}`;
-    for (const m of config.mounts) if (m.destination === '/run/hearth') m.source = run;
-    await fs.writeFile(path.join(dir, 'bundle', 'config.json'), JSON.stringify(config));
-    try {
-      runcRun.push(
-        await timed(async () => {
-          const child = spawn('runc', ['run', '--detach', '--bundle', path.join(dir, 'bundle'), cid], { stdio: 'ignore' });
-          const [code] = await once(child, 'exit');
-          if (code !== 0) throw new Error(`runc run exited ${code}`);
-          await waitForSocket(path.join(run!, 'invoke.sock'), 10000);
-          await socketRequest(path.join(run!, 'invoke.sock'), 'world');
-        }),
-      );
-    } finally {
-      await exec('runc', ['delete', '--force', cid]).catch(() => {});
-      await exec('umount', [rootfs!]).catch(() => {});
-      await fs.rm(dir, { recursive: true, force: true });
-    }
-  }
+  const { runcRun, direct } = await measureFloors({ imageRef: warmRef, work, prefix, n: N, warmN: WARM_N });
 
   const s = { cold: summary(cold), runcRun: summary(runcRun), warm: summary(warm), direct: summary(direct) };
   const ratio = (a: number, b: number) => (a / b).toFixed(2);
