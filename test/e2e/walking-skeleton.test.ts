@@ -1,15 +1,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { RegistryClient, parseReference } from '@hearth/oci';
 import { createTestDatabase, testEnv, uniquePrefix, type TestDatabase } from '../helpers/services.ts';
 import { REPO_ROOT, runCli, startStack, type TestStack } from '../helpers/stack.ts';
+import { runcIds } from '../runtime/fixtures.ts';
 
-const exec = promisify(execFile);
 const prefix = uniquePrefix('e2e');
 const fnName = `${prefix}-echo`;
 const BODY_LIMIT = 1024 * 1024;
@@ -185,9 +183,7 @@ test('a redeploy makes a new version that serves the next call; hearth rm makes 
 test('after the worker stops, no container, overlay mount or instance folder is left', async () => {
   await stack.stopApps();
   stackStopped = true;
-  const { stdout } = await exec('runc', ['list', '--format', 'json']);
-  const ids = (JSON.parse(stdout || '[]') ?? []).map((c: { id: string }) => c.id);
-  assert.deepEqual(ids.filter((id: string) => id.startsWith(prefix)), []);
+  assert.deepEqual(runcIds().filter((id) => id.startsWith(prefix)), []);
   const mounts = await fs.readFile('/proc/self/mountinfo', 'utf8');
   assert.ok(!mounts.includes(stack.home), 'no mount under the worker home');
   const instances = await fs.readdir(path.join(stack.home, 'instances')).catch(() => []);

@@ -1,14 +1,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createTestDatabase, testEnv, uniquePrefix, type TestDatabase } from '../helpers/services.ts';
 import { REPO_ROOT, runCli, startApp, startStack, type AppProcess, type TestStack } from '../helpers/stack.ts';
+import { runcIds } from '../runtime/fixtures.ts';
 
-const exec = promisify(execFile);
 const prefix = uniquePrefix('pool');
 
 let db: TestDatabase;
@@ -230,7 +228,6 @@ test('SIGTERM drains: calls in flight finish, every instance is released, the wo
   assert.equal(code, 0);
   const answers = await Promise.all(inflight);
   assert.equal(answers.length, 3);
-  const { stdout } = await exec('runc', ['list', '-q']);
-  assert.deepEqual(stdout.split('\n').filter((id) => id.startsWith(`${prefix}-`)), []);
+  assert.deepEqual(runcIds().filter((id) => id.startsWith(`${prefix}-`)), []);
   worker = await startApp('worker', { ...stack.env, ...WORKER_ENV }, /worker ready/);
 });

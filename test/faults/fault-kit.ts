@@ -3,11 +3,10 @@
  * stop and start again (the shared dev services are never touched), deploys against any
  * registry, and a look at the runc containers a test left.
  */
-import { execFile } from 'node:child_process';
+import { runcContainers } from '../runtime/fixtures.ts';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { RegistryClient } from '@hearth/oci';
 import { ensurePostgres } from '../../infra/services/postgres.ts';
 import { ensureRedis } from '../../infra/services/redis.ts';
@@ -18,7 +17,6 @@ import { migrate } from '../../infra/prepare.ts';
 import { testEnv } from '../helpers/services.ts';
 import { REPO_ROOT, freePort, runCli, type TestStack } from '../helpers/stack.ts';
 
-const exec = promisify(execFile);
 const quiet = (line: string) => {
   if (process.env.HEARTH_TEST_DEBUG) console.log(`[faults] ${line}`);
 };
@@ -141,9 +139,7 @@ export async function deployFixture(
 
 /** Ids of the runc containers whose id starts with `prefix`. */
 export async function containers(prefix: string): Promise<{ id: string; status: string }[]> {
-  const { stdout } = await exec('runc', ['list', '--format', 'json']);
-  const all = (JSON.parse(stdout || 'null') ?? []) as { id: string; status: string }[];
-  return all.filter((c) => c.id.startsWith(prefix)).map((c) => ({ id: c.id, status: c.status }));
+  return runcContainers().filter((c) => c.id.startsWith(prefix));
 }
 
 /** What a fetch got: status, headers we look at, the body as text and as JSON when it parses. */

@@ -95,17 +95,22 @@ export async function functionLayer(home: string, name: string, files: Record<st
   return layer;
 }
 
-export function runcIds(): string[] {
+/** Every runc container (id and status) on the machine. */
+export function runcContainers(): { id: string; status: string }[] {
   // `runc list` fails ("stat /run/runc/<id>: no such file") when another test's container
   // is deleted while it lists: ask again
   for (let attempt = 1; ; attempt++) {
     try {
       const out = execFileSync('runc', ['list', '--format', 'json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-      return ((JSON.parse(out) as { id: string }[] | null) ?? []).map((c) => c.id);
+      return ((JSON.parse(out) as { id: string; status: string }[] | null) ?? []).map((c) => ({ id: c.id, status: c.status }));
     } catch (err) {
       if (attempt >= 5 || !/no such file or directory/.test(String((err as { stderr?: string }).stderr))) throw err;
     }
   }
+}
+
+export function runcIds(): string[] {
+  return runcContainers().map((c) => c.id);
 }
 
 export function mountsMentioning(text: string): string[] {

@@ -7,6 +7,7 @@
  * Needs root, runc, gcc, Redis, Postgres and the registry.
  * Run: cd /work/main && node --import tsx --test test/security/sandbox-attacks.test.ts
  */
+import { runcIds as listRuncIds } from '../runtime/fixtures.ts';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -109,8 +110,7 @@ async function assertHostFine(fn: Fn = 'main'): Promise<void> {
 }
 
 async function runcIds(): Promise<string[]> {
-  const { stdout } = await exec('runc', ['list', '-q']);
-  return stdout.split('\n').filter(Boolean);
+  return listRuncIds();
 }
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
