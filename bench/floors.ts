@@ -1,9 +1,11 @@
 /**
  * The floors Hearth's paths are measured against, in the same run, on the same image,
  * outside Hearth's gateway, queue and pool:
- *  - `runcRun`: `runc run` of the instance's own bundle until the bootstrap answers one
+ *  - `runcRunFloor`: `runc run` of an instance's own bundle until the bootstrap answers one
  *    request on its socket (what any container start of this image costs);
- *  - `direct`: an HTTP request straight to a running instance's socket.
+ *  - `directSocketFloor`: an HTTP request straight to a running instance's socket.
+ * Both work on a `FloorImage`: the image pulled and unpacked into a home of its own, so no
+ * worker's instances or layers are touched.
  */
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -13,25 +15,12 @@ import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ensureLayersUnpacked, openContentStore, parseReference, pullImage, RegistryClient } from '@hearth/oci';
-import { createRuncSandbox, instancePaths } from '@hearth/runtime';
+import { createRuncSandbox, instancePaths, type RuncSandbox, type SandboxImageConfig } from '@hearth/runtime';
+import { timed } from './lib.ts';
 
 const exec = promisify(execFile);
 
-/** Times one call; a call that takes over a minute is a bug, not a sample. */
-export async function timed(fn: () => Promise<unknown>, onHang: () => string = () => ''): Promise<number> {
-  const t0 = performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  const hang = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`a call hung for 60 s\n${onHang()}`)), 60_000);
-  });
-  try {
-    await Promise.race([fn(), hang]);
-  } finally {
-    clearTimeout(timer);
-  }
-  return performance.now() - t0;
-}
-
+/** One POST on an instance's socket; resolves with the status once the body is read. */
 export function socketRequest(socketPath: string, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath, method: 'POST', path: '/', headers: { 'content-length': Buffer.byteLength(body) } }, (res) => {
@@ -43,7 +32,7 @@ export function socketRequest(socketPath: string, body: string): Promise<number>
   });
 }
 
-
+/** Polls (every 2 ms, as the runc driver does) until the socket accepts a connection. */
 export async function waitForSocket(socketPath: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -61,76 +50,111 @@ export async function waitForSocket(socketPath: string, timeoutMs: number): Prom
   }
 }
 
+/** An image pulled and unpacked under `<work>/floor-home`; instance ids start with `prefix`. */
+export interface FloorImage {
+  work: string;
+  prefix: string;
+  home: string;
+  layers: string[];
+  imageConfig: SandboxImageConfig;
+}
 
-/** `n` runs of `runc run` and `warmN` direct socket requests, for the image `imageRef` (ref@digest). */
-export async function measureFloors(opts: { imageRef: string; work: string; prefix: string; n: number; warmN: number }): Promise<{ runcRun: number[]; direct: number[] }> {
-  const { work, prefix } = opts;
-  const N = opts.n;
-  const WARM_N = opts.warmN;
-  const warmRef = opts.imageRef;
-  // Floors, on the same image, outside Hearth's queue and gateway.
-  const home = path.join(work, 'floor-home');
+/** Pulls `imageRef` (ref@digest) from its registry and unpacks its layers for the floors. */
+export async function prepareFloorImage(opts: { imageRef: string; work: string; prefix: string }): Promise<FloorImage> {
+  const home = path.join(opts.work, 'floor-home');
   const store = openContentStore(path.join(home, 'content'));
-  const ref = parseReference(warmRef);
+  const ref = parseReference(opts.imageRef);
   const image = await pullImage({ store, client: new RegistryClient({ registry: ref.registry, insecure: true }), ref });
   const layers = await ensureLayersUnpacked({ home, store, image });
-  const id = `${prefix}-floor`;
-  const sandbox = createRuncSandbox({
-    home,
-    id,
-    layers,
-    imageConfig: (image.config as { config?: object }).config ?? {},
-    limits: { memoryMb: 128, cpu: 0.5 },
-    logPath: path.join(work, 'floor.log'),
-  });
-  await sandbox.start();
-  const instanceDir = path.join(home, 'instances', id);
-  const socket = instancePaths(home, id).hostSocket;
-  const direct: number[] = [];
-  await socketRequest(socket, 'warmup');
-  for (let i = 0; i < WARM_N; i++) direct.push(await timed(() => socketRequest(socket, 'world')));
-  const bundleConfig = JSON.parse(await fs.readFile(path.join(instanceDir, 'bundle', 'config.json'), 'utf8'));
-  await sandbox.stop();
+  const imageConfig = (image.config as { config?: SandboxImageConfig }).config ?? {};
+  return { work: opts.work, prefix: opts.prefix, home, layers, imageConfig };
+}
 
-  const runcRun: number[] = [];
-  const lower = [...layers].reverse().join(':');
-  for (let i = 0; i < N; i++) {
-    const cid = `${prefix}-runc-${i}`;
-    const dir = path.join(work, cid);
-    const [rootfs, upper, workdir, run] = ['bundle/rootfs', 'upper', 'work', 'run'].map((d) => path.join(dir, d));
-    for (const d of [rootfs!, upper!, workdir!, run!]) await fs.mkdir(d, { recursive: true });
-    await exec('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${workdir}`, rootfs!]);
+/** A sandbox of the image with the limits the hello function is deployed with (memoryMb 128, cpu 0.5). */
+function floorSandbox(image: FloorImage, id: string): RuncSandbox {
+  return createRuncSandbox({
+    home: image.home,
+    id,
+    layers: image.layers,
+    imageConfig: image.imageConfig,
+    limits: { memoryMb: 128, cpu: 0.5 },
+    logPath: path.join(image.work, `${id}.log`),
+  });
+}
+
+/** `n` direct HTTP requests, one after another, on the socket of a running instance of the image (after one warm-up request). */
+export async function directSocketFloor(image: FloorImage, n: number): Promise<number[]> {
+  const id = `${image.prefix}-floor`;
+  const sandbox = floorSandbox(image, id);
+  await sandbox.start();
+  try {
+    const socket = instancePaths(image.home, id).hostSocket;
+    await socketRequest(socket, 'warmup');
+    const samples: number[] = [];
+    for (let i = 0; i < n; i++) samples.push(await timed(() => socketRequest(socket, 'world')));
+    return samples;
+  } finally {
+    await sandbox.stop();
+  }
+}
+
+/**
+ * `n` runs of `runc run --detach` of the bundle the runc driver writes for the image, each
+ * timed until the bootstrap answers one request on its socket. Each run gets a fresh overlay
+ * rootfs (mounted before the clock starts, as a pool's would be) and is removed after.
+ */
+export async function runcRunFloor(image: FloorImage, n: number): Promise<number[]> {
+  // The driver's own config.json (namespaces, limits, seccomp, mounts): start one instance to get it.
+  const specId = `${image.prefix}-floor-spec`;
+  const specSandbox = floorSandbox(image, specId);
+  await specSandbox.start();
+  const instanceDir = path.join(image.home, 'instances', specId);
+  let bundleConfig: { hostname: string; linux: { cgroupsPath: string }; process: { user: { uid: number; gid: number } }; mounts: { destination: string; source: string }[] };
+  try {
+    bundleConfig = JSON.parse(await fs.readFile(path.join(instanceDir, 'bundle', 'config.json'), 'utf8'));
+  } finally {
+    await specSandbox.stop();
+  }
+
+  const samples: number[] = [];
+  const lower = [...image.layers].reverse().join(':');
+  for (let i = 0; i < n; i++) {
+    const cid = `${image.prefix}-runc-${i}`;
+    const dir = path.join(image.work, cid);
+    const [rootfs, upper, workdir, run] = ['bundle/rootfs', 'upper', 'work', 'run'].map((d) => path.join(dir, d)) as [string, string, string, string];
+    for (const d of [rootfs, upper, workdir, run]) await fs.mkdir(d, { recursive: true });
+    await exec('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${workdir}`, rootfs]);
     const config = structuredClone(bundleConfig);
     config.hostname = cid;
     config.linux.cgroupsPath = `/hearth/${cid}`;
-    // The instance's own folders are gone with it: its socket folder becomes this run's, and
-    // any other folder it bound (the empty /run/secrets) an empty one.
-    for (const m of config.mounts as { destination: string; source: string }[]) {
-      if (m.destination === '/run/hearth') m.source = run!;
+    // The spec instance's own folders are gone with it: its socket folder becomes this run's,
+    // and any other folder it bound (the empty /run/secrets) an empty one.
+    for (const m of config.mounts) {
+      if (m.destination === '/run/hearth') m.source = run;
       else if (m.source.startsWith(instanceDir)) {
         m.source = path.join(dir, 'binds', m.destination.replaceAll('/', '_'));
         await fs.mkdir(m.source, { recursive: true });
       }
     }
-    // the bootstrap, running as the function's user, creates its socket there
-    await fs.chown(run!, config.process.user.uid, config.process.user.gid);
+    // The bootstrap, running as the function's user, creates its socket there.
+    await fs.chown(run, config.process.user.uid, config.process.user.gid);
     await fs.writeFile(path.join(dir, 'bundle', 'config.json'), JSON.stringify(config));
+    const socket = path.join(run, 'invoke.sock');
     try {
-      runcRun.push(
+      samples.push(
         await timed(async () => {
           const child = spawn('runc', ['run', '--detach', '--bundle', path.join(dir, 'bundle'), cid], { stdio: 'ignore' });
           const [code] = await once(child, 'exit');
           if (code !== 0) throw new Error(`runc run exited ${code}`);
-          await waitForSocket(path.join(run!, 'invoke.sock'), 10000);
-          await socketRequest(path.join(run!, 'invoke.sock'), 'world');
+          await waitForSocket(socket, 10_000);
+          await socketRequest(socket, 'world');
         }),
       );
     } finally {
       await exec('runc', ['delete', '--force', cid]).catch(() => {});
-      await exec('umount', [rootfs!]).catch(() => {});
+      await exec('umount', [rootfs]).catch(() => {});
       await fs.rm(dir, { recursive: true, force: true });
     }
   }
-
-  return { runcRun, direct };
+  return samples;
 }

@@ -34,3 +34,18 @@ export async function writeResult(name: string, markdown: string, json: unknown)
 }
 
 export const ms = (n: number) => `${n.toFixed(1)} ms`;
+
+/** Times one call; a call that takes over a minute is a bug, not a sample. */
+export async function timed(fn: () => Promise<unknown>, onHang: () => string = () => ''): Promise<number> {
+  const t0 = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const hang = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`a call hung for 60 s\n${onHang()}`)), 60_000);
+  });
+  try {
+    await Promise.race([fn(), hang]);
+  } finally {
+    clearTimeout(timer);
+  }
+  return performance.now() - t0;
+}

@@ -9,10 +9,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseReference, RegistryClient } from '@hearth/oci';
-import { createTestDatabase, testEnv, uniquePrefix } from '../test/helpers/services.ts';
+import { cleanupInstances } from '@hearth/runtime';
+import { createTestDatabase, deleteRedisPrefix, testEnv, uniquePrefix } from '../test/helpers/services.ts';
 import { runCli, startStack } from '../test/helpers/stack.ts';
-import { machineLine, ms, summary, writeResult } from './lib.ts';
-import { measureFloors, timed as timedCall } from './floors.ts';
+import { directSocketFloor, prepareFloorImage, runcRunFloor } from './floors.ts';
+import { machineLine, ms, summary, timed as timedCall, writeResult } from './lib.ts';
 
 const N = Number(process.argv[process.argv.indexOf('-n') + 1]) || 30;
 const WARM_N = Math.max(200, N);
@@ -88,7 +89,9 @@ try {
   }
 
   step('floors');
-  const { runcRun, direct } = await measureFloors({ imageRef: warmRef, work, prefix, n: N, warmN: WARM_N });
+  const floorImage = await prepareFloorImage({ imageRef: warmRef, work, prefix });
+  const direct = await directSocketFloor(floorImage, WARM_N);
+  const runcRun = await runcRunFloor(floorImage, N);
 
   const s = { cold: summary(cold), runcRun: summary(runcRun), warm: summary(warm), direct: summary(direct) };
   const ratio = (a: number, b: number) => (a / b).toFixed(2);
@@ -113,11 +116,15 @@ Run it again with \`npx tsx bench/walking-skeleton.ts -n 30\` (needs the local s
   console.log(`written to ${file}`);
 } finally {
   await stack.stopApps();
+  // Whatever a failed run left: the workers' and the floors' containers and mounts.
+  await cleanupInstances(stack.home, `${prefix}-`);
+  await cleanupInstances(path.join(work, 'floor-home'), `${prefix}-`);
   for (const ref of pushed) {
     const r = parseReference(ref);
     await new RegistryClient({ registry: r.registry, insecure: true }).deleteManifest(r.repository, r.digest!).catch(() => {});
   }
   await db.drop();
+  await deleteRedisPrefix(prefix);
   await fs.rm(stack.home, { recursive: true, force: true });
   await fs.rm(work, { recursive: true, force: true });
 }
