@@ -6,3 +6,4 @@ export * from './redis.ts';
 export * from './triggers.ts';
 export * from './secret-box.ts';
 export * from './worker-keys.ts';
+export * from './trace-info.ts';

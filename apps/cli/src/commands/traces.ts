@@ -1,33 +1,9 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { HearthError, unavailable } from '@hearth/core';
+import { HearthError, unavailable, type TraceInfo } from '@hearth/core';
 import { commandConfig, gatewayClient } from '../context.ts';
 import { authHeaders, errorFromResponse, type GatewayClient } from '../api-client.ts';
 import { networkReason } from '../errors.ts';
 
-/** One span of a trace as `GET /system/traces` answers it (apps/gateway/src/trace-store.ts). */
-export interface TraceSpanInfo {
-  spanId: string;
-  parentSpanId: string | null;
-  name: string;
-  service: string;
-  startUs: number;
-  offsetUs: number;
-  durationUs: number;
-  depth: number;
-  status: 'unset' | 'ok' | 'error';
-  statusMessage: string | null;
-  attributes: Record<string, unknown>;
-}
-
-export interface TraceInfo {
-  traceId: string;
-  functionName: string | null;
-  startedAt: string;
-  startUs: number;
-  durationUs: number;
-  start: string | null;
-  spans: TraceSpanInfo[];
-}
 
 const positiveInt = (value: string): number => {
   const n = Number(value);
