@@ -1,4 +1,4 @@
-import { HearthError, errorFromJson, unavailable, type FunctionSpec, type InstanceStatus } from '@hearth/core';
+import { HearthError, errorFromJson, unavailable, type FunctionSpec, type InstanceStatus, type TraceInfo } from '@hearth/core';
 import { networkReason } from './errors.ts';
 import type { ResolvedKey } from './credentials.ts';
 
@@ -166,6 +166,11 @@ export class GatewayClient {
   /** Sets minWarm and/or maxInstances without a deploy; answers with the sizes now in force. */
   scale(name: string, change: { minWarm?: number; maxInstances?: number }): Promise<{ name: string; minWarm: number; maxInstances: number }> {
     return this.json('PUT', `/system/functions/${encodeURIComponent(name)}/scale`, change);
+  }
+
+  /** `GET /system/traces/:id`: one trace with its spans; NOT_FOUND until its first spans reach the store. */
+  trace(traceId: string): Promise<TraceInfo> {
+    return this.json('GET', `/system/traces/${encodeURIComponent(traceId)}`);
   }
 
   /** Calls `/function/NAME[/path]`; resolves with any status, rejects only when the gateway is unreachable. */

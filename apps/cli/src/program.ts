@@ -16,6 +16,7 @@ import { loginCommand } from './commands/login.ts';
 import { secretsCommand } from './commands/secrets.ts';
 import { psCommand } from './commands/ps.ts';
 import { scaleCommand } from './commands/scale.ts';
+import { benchCommand } from './commands/bench.ts';
 
 /** The `hearth` program, with every command registered. Each run gets a fresh one. */
 export function createProgram(): Command {
@@ -30,7 +31,7 @@ export function createProgram(): Command {
       '\nExit codes: 0 ok, 1 failure, 2 bad usage or input, 3 not found, 4 gateway or registry unreachable, 5 missing or refused API key.\n' +
         'Quick start:\n  hearth init hello --runtime node\n  hearth deploy hello\n  curl -s localhost:8080/function/hello -d world\n',
     );
-  for (const command of [initCommand(), buildCommand(), pushCommand(), deployCommand(), invokeCommand(), lsCommand(), rmCommand(), logsCommand(), callsCommand(), queueCommand(), keysCommand(), loginCommand(), secretsCommand(), psCommand(), scaleCommand(), tracesCommand()]) {
+  for (const command of [initCommand(), buildCommand(), pushCommand(), deployCommand(), invokeCommand(), lsCommand(), rmCommand(), logsCommand(), callsCommand(), queueCommand(), keysCommand(), loginCommand(), secretsCommand(), psCommand(), scaleCommand(), tracesCommand(), benchCommand()]) {
     program.addCommand(command);
   }
   // Usage errors become `hearth: <what>` and exit 2, like every other error of the CLI.

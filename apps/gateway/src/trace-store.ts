@@ -1,7 +1,7 @@
 import { desc, eq, inArray, sql } from 'drizzle-orm';
 import { schema, type Db } from '@hearth/core/db';
-import { HearthError, type TraceInfo, type TraceSpan } from '@hearth/core';
-import { ATTR, COLD_START_PHASES, SPANS } from '@hearth/core/telemetry';
+import { callTotalMs, HearthError, phaseTimesMs, STARTUP_PHASES, type TraceInfo, type TraceSpan } from '@hearth/core';
+import { ATTR, SPANS } from '@hearth/core/telemetry';
 
 const { spans } = schema;
 
@@ -19,10 +19,6 @@ export interface StartupGroup {
   totalMs: number;
 }
 
-/** The phases the startup chart compares, in the order a call meets them. */
-export const STARTUP_PHASES = [SPANS.queueWait, SPANS.poolAcquire, ...COLD_START_PHASES, SPANS.functionInvoke] as const;
-
-const PHASE_SET = new Set<string>(STARTUP_PHASES);
 const STATUS = ['unset', 'ok', 'error'] as const;
 
 const median = (values: number[]): number => {
@@ -125,20 +121,13 @@ export class TraceStore {
     return [...groups.values()]
       .sort((a, b) => order.indexOf(a.start) - order.indexOf(b.start) || a.isolation.localeCompare(b.isolation))
       .map((g) => {
+        const perTrace = g.traces.map(phaseTimesMs);
         const phasesMs: Record<string, number> = {};
         for (const phase of STARTUP_PHASES) {
-          const values = g.traces.flatMap((t) => {
-            const own = t.spans.filter((s) => s.name === phase);
-            if (own.length === 0) return [];
-            // Self time: pool.acquire less the cold-start phases below it, so the bars stack without counting twice.
-            const ids = new Set(own.map((s) => s.spanId));
-            const nested = t.spans.filter((s) => s.parentSpanId && ids.has(s.parentSpanId) && PHASE_SET.has(s.name));
-            const us = own.reduce((sum, s) => sum + s.durationUs, 0) - nested.reduce((sum, s) => sum + s.durationUs, 0);
-            return [Math.max(0, us) / 1000];
-          });
+          const values = perTrace.flatMap((p) => (p[phase] === undefined ? [] : [p[phase]!]));
           if (values.length > 0) phasesMs[phase] = median(values);
         }
-        const totals = g.traces.map((t) => (t.spans.find((s) => s.name === SPANS.gatewayInvoke) ?? t.spans.find((s) => s.name === SPANS.workerInvoke))!.durationUs / 1000);
+        const totals = g.traces.map((t) => callTotalMs(t)!);
         return { start: g.start, isolation: g.isolation, count: g.traces.length, phasesMs, totalMs: median(totals) };
       });
   }

@@ -7,3 +7,4 @@ export * from './triggers.ts';
 export * from './secret-box.ts';
 export * from './worker-keys.ts';
 export * from './trace-info.ts';
+export * from './startup-phases.ts';

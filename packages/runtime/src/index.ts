@@ -9,3 +9,4 @@ export { SECRETS_DIR, validateSecretKeys } from './secrets.ts';
 export { DEFAULT_MAX_RESPONSE_BYTES } from './invoke-client.ts';
 export * from './vm/index.ts';
 export { DEFAULT_USER } from './runc/runc-sandbox.ts';
+export { prepareFloorImage, runcRunFloor, directSocketFloor, socketRequest, waitForSocket, type FloorImage } from './floors.ts';
