@@ -4,12 +4,11 @@
  * refused with a clear error while the instance keeps answering.
  * Needs root, runc and the registry. Run: cd /work/main && node --import tsx --test test/runtime/hardening.test.ts
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs/promises';
-import { cleanupInstances, DEFAULT_MAX_RESPONSE_BYTES, type RuncSandbox, type SandboxOptions } from '@hearth/runtime';
-import { uniquePrefix } from '../helpers/services.ts';
-import { get, leftovers, leftoversWithPrefix, nodeCode, prefixedHome, pullBase, rejectsWith, trackedSandbox, type PulledBase } from './fixtures.ts';
+import { DEFAULT_MAX_RESPONSE_BYTES, type SandboxOptions } from '@hearth/runtime';
+import { get, leftovers, rejectsWith } from './fixtures.ts';
+import { useNodeFunction } from './node-function-kit.ts';
 
 const HANDLER = String.raw`
 import fs from 'node:fs';
@@ -39,48 +38,18 @@ export default async (request) => {
 };
 `;
 
-let home: string;
-let prefix: string;
-let base: PulledBase;
-let code: string;
-let n = 0;
-const sandboxes: RuncSandbox[] = [];
-
-function sandbox(over: Partial<SandboxOptions> = {}): RuncSandbox {
-  return trackedSandbox(sandboxes, {
-    home,
-    id: `${prefix}-${++n}`,
-    layers: [...base.layers, code],
-    imageConfig: base.imageConfig,
-    env: { HEARTH_HANDLER: '/function/index.js' },
-    limits: { memoryMb: 192, cpu: 1 },
-    ...over,
-  });
-}
-
-before(async () => {
-  prefix = uniquePrefix('rt-hard');
-  home = await prefixedHome(prefix);
-  base = await pullBase(home, 'node');
-  code = await nodeCode(home, 'fn', HANDLER);
-});
-
-after(async () => {
-  await Promise.allSettled(sandboxes.map((s) => s.stop()));
-  await cleanupInstances(home, `${prefix}-`);
-  assert.deepEqual(await leftoversWithPrefix(home, `${prefix}-`), []);
-  await fs.rm(home, { recursive: true, force: true });
-});
+const fn = useNodeFunction({ name: 'rt-hard', handler: HANDLER, limits: {memoryMb:192,cpu:1} });
+const sandbox = (over: Partial<SandboxOptions> = {}) => fn.sandbox(over);
 
 test('an image with no User runs the function as nobody (65534), not root; an image user is kept', async () => {
-  assert.ok(!base.imageConfig.User, 'the base image names no user');
+  assert.ok(!fn.base.imageConfig.User, 'the base image names no user');
   const s = sandbox();
   await s.start();
   const inside = JSON.parse((await s.invoke(get('/id'), { timeoutMs: 5000 })).body.toString());
   assert.deepEqual(inside, { uid: 65534, gid: 65534, status: '65534\t65534\t65534\t65534' }); // real, effective, saved, fs
   await s.stop();
 
-  const named = sandbox({ imageConfig: { ...base.imageConfig, User: 'hearth' } });
+  const named = sandbox({ imageConfig: { ...fn.base.imageConfig, User: 'hearth' } });
   await named.start();
   assert.equal(JSON.parse((await named.invoke(get('/id'), { timeoutMs: 5000 })).body.toString()).uid, 1000);
   await named.stop();
@@ -108,7 +77,7 @@ test('a response over the limit is TOO_LARGE naming the limit; the instance stil
   assert.match(streamed.message, /6 MB/);
   assert.equal((await s.invoke(get('/'), { timeoutMs: 5000 })).body.toString(), 'ok');
   await s.stop();
-  assert.deepEqual(await leftovers(home, s.id), []);
+  assert.deepEqual(await leftovers(fn.home, s.id), []);
 });
 
 test('maxResponseBytes sets a smaller limit per sandbox', async () => {

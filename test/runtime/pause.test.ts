@@ -3,13 +3,13 @@
  * inside, refuses calls until resumed, answers after resume, and stops cleanly while paused.
  * Needs root, runc and the registry. Run: cd /work/main && node --import tsx --test test/runtime/pause.test.ts
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cleanupInstances, type RuncSandbox, type SandboxOptions } from '@hearth/runtime';
-import { uniquePrefix } from '../helpers/services.ts';
-import { get, leftovers, leftoversWithPrefix, nodeCode, prefixedHome, processesOf, pullBase, rejectsWith, trackedSandbox, type PulledBase } from './fixtures.ts';
+import { cleanupInstances, createRuncSandbox, type RuncSandbox, type SandboxOptions } from '@hearth/runtime';
+import { get, leftovers, processesOf, rejectsWith } from './fixtures.ts';
+import { useNodeFunction } from './node-function-kit.ts';
 
 // /spin starts a loop that keeps the CPU busy between turns of the event loop, so calls still get answered
 const HANDLER = `
@@ -29,43 +29,13 @@ export default async (request) => {
 };
 `;
 
-let home: string;
-let prefix: string;
-let base: PulledBase;
-let code: string;
-let n = 0;
-const sandboxes: RuncSandbox[] = [];
-
-function sandbox(over: Partial<SandboxOptions> = {}): RuncSandbox {
-  return trackedSandbox(sandboxes, {
-    home,
-    id: `${prefix}-${++n}`,
-    layers: [...base.layers, code],
-    imageConfig: base.imageConfig,
-    env: { HEARTH_HANDLER: '/function/index.js' },
-    limits: { memoryMb: 128, cpu: 0.5 },
-    ...over,
-  });
-}
-
+const fn = useNodeFunction({ name: 'rt-pause', handler: HANDLER, limits: {memoryMb:128,cpu:0.5} });
 /** CPU time used by the instance's cgroup so far, in ns. */
 async function cpuUsage(id: string): Promise<number> {
   return Number((await fs.readFile(`/sys/fs/cgroup/cpuacct/hearth/${id}/cpuacct.usage`, 'utf8')).trim());
 }
 
-before(async () => {
-  prefix = uniquePrefix('rt-pause');
-  home = await prefixedHome(prefix);
-  base = await pullBase(home, 'node');
-  code = await nodeCode(home, 'fn', HANDLER);
-});
-
-after(async () => {
-  await Promise.allSettled(sandboxes.map((s) => s.stop()));
-  await cleanupInstances(home, `${prefix}-`);
-  assert.deepEqual(await leftoversWithPrefix(home, `${prefix}-`), []);
-  await fs.rm(home, { recursive: true, force: true });
-});
+const sandbox = (over: Partial<SandboxOptions> = {}) => fn.sandbox(over);
 
 test('a paused instance uses no CPU while a busy loop runs inside; after resume it answers', async (t) => {
   const s = sandbox();
@@ -98,7 +68,7 @@ test('a paused instance uses no CPU while a busy loop runs inside; after resume 
   await sleep(300);
   assert.ok((await cpuUsage(s.id)) - thawed0 > 10e6, 'the busy loop runs again after resume');
   await s.stop();
-  assert.deepEqual(await leftovers(home, s.id), []);
+  assert.deepEqual(await leftovers(fn.home, s.id), []);
 });
 
 test('stop() of a paused instance leaves no container, process, mount, cgroup or folder', async () => {
@@ -110,7 +80,7 @@ test('stop() of a paused instance leaves no container, process, mount, cgroup or
   assert.ok(pids.length > 0);
   await s.stop();
   assert.equal(s.paused, false);
-  assert.deepEqual(await leftovers(home, s.id), []);
+  assert.deepEqual(await leftovers(fn.home, s.id), []);
   assert.deepEqual(await processesOf(s.id), []);
   await rejectsWith(s.resume!(), 'UNAVAILABLE');
 });
@@ -119,14 +89,12 @@ test('cleanupInstances removes a paused container left by a crashed worker', asy
   const s = createUntracked();
   await s.start();
   await s.pause!();
-  assert.deepEqual(await cleanupInstances(home, s.id), [s.id]);
-  assert.deepEqual(await leftovers(home, s.id), []);
+  assert.deepEqual(await cleanupInstances(fn.home, s.id), [s.id]);
+  assert.deepEqual(await leftovers(fn.home, s.id), []);
   assert.deepEqual(await processesOf(s.id), []);
 });
 
-/** An instance the test "forgets" (as a killed worker would): not in `sandboxes`. */
+/** An instance the test "forgets" (as a killed worker would): the kit does not stop it. */
 function createUntracked(): RuncSandbox {
-  const s = sandbox();
-  sandboxes.splice(sandboxes.indexOf(s), 1);
-  return s;
+  return createRuncSandbox(fn.options());
 }

@@ -4,13 +4,11 @@
  * it serves, how its failures surface, and that nothing is left behind.
  * Needs root, runc and the registry. Run: cd /work/main && node --import tsx --test test/runtime/sandbox.test.ts
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs/promises';
-import path from 'node:path';
-import { cleanupInstances, type RuncSandbox, type SandboxOptions } from '@hearth/runtime';
-import { uniquePrefix } from '../helpers/services.ts';
-import { get, leftovers, leftoversWithPrefix, nodeCode, prefixedHome, pullBase, rejectsWith, trackedSandbox, type PulledBase } from './fixtures.ts';
+import { cleanupInstances, type SandboxOptions } from '@hearth/runtime';
+import { get, leftovers, leftoversWithPrefix, nodeCode, rejectsWith } from './fixtures.ts';
+import { useNodeFunction } from './node-function-kit.ts';
 
 const HANDLER = `
 export default async (request) => {
@@ -34,46 +32,13 @@ export default async (request) => {
 };
 `;
 
-let home: string;
-let prefix: string;
-let base: PulledBase;
-let code: string;
-let n = 0;
-const sandboxes: RuncSandbox[] = [];
-
-/** A node sandbox of this test's function (or `layers`), tracked for the final stop. */
-function sandbox(over: Partial<SandboxOptions> = {}): RuncSandbox {
-  const id = `${prefix}-${++n}`;
-  return trackedSandbox(sandboxes, {
-    home,
-    id,
-    layers: [...base.layers, code],
-    imageConfig: base.imageConfig,
-    env: { HEARTH_HANDLER: '/function/index.js' },
-    limits: { memoryMb: 128, cpu: 1 },
-    ...over,
-  });
-}
-
-
-
-before(async () => {
-  prefix = uniquePrefix('rt');
-  home = await prefixedHome(prefix);
-  base = await pullBase(home, 'node');
-  code = await nodeCode(home, 'fn', HANDLER);
-});
-
-after(async () => {
-  await Promise.allSettled(sandboxes.map((s) => s.stop()));
-  await cleanupInstances(home, `${prefix}-`);
-  await fs.rm(home, { recursive: true, force: true });
-});
+const fn = useNodeFunction({ name: 'rt', handler: HANDLER });
+const sandbox = (over: Partial<SandboxOptions> = {}) => fn.sandbox(over);
 
 test('the pulled image config runs the node bootstrap', () => {
-  assert.deepEqual(base.imageConfig.Cmd, ['/usr/bin/node', '/opt/hearth/bootstrap.mjs']);
-  assert.equal(base.imageConfig.WorkingDir, '/function');
-  assert.ok(base.layers.length >= 1);
+  assert.deepEqual(fn.base.imageConfig.Cmd, ['/usr/bin/node', '/opt/hearth/bootstrap.mjs']);
+  assert.equal(fn.base.imageConfig.WorkingDir, '/function');
+  assert.ok(fn.base.layers.length >= 1);
 });
 
 test('serves JSON, text, and a custom status with headers', async () => {
@@ -98,7 +63,7 @@ test('serves JSON, text, and a custom status with headers', async () => {
   assert.equal(custom.body.toString(), 'short and stout');
 
   await s.stop();
-  assert.deepEqual(await leftovers(home, s.id), []);
+  assert.deepEqual(await leftovers(fn.home, s.id), []);
 });
 
 test('the handler sees the method, sub-path, query, headers and body', async () => {
@@ -145,19 +110,19 @@ test('a handler that never answers fails with TIMEOUT at the deadline; stop() le
   assert.ok(elapsed >= 490 && elapsed < 1500, `TIMEOUT after ${elapsed.toFixed(0)} ms`);
   assert.match(err.message, /500 ms/);
   await s.stop();
-  assert.deepEqual(await leftovers(home, s.id), []);
+  assert.deepEqual(await leftovers(fn.home, s.id), []);
 });
 
 test('a handler that does not load fails start() with UNAVAILABLE and the log tail; nothing is left', async () => {
-  const broken = await nodeCode(home, 'broken', 'export default async (request) => {\n  return { oops: ;\n};\n');
-  const s = sandbox({ layers: [...base.layers, broken] });
+  const broken = await nodeCode(fn.home, 'broken', 'export default async (request) => {\n  return { oops: ;\n};\n');
+  const s = sandbox({ layers: [...fn.base.layers, broken] });
   const t0 = performance.now();
   const err = await rejectsWith(s.start(), 'UNAVAILABLE');
   assert.ok(performance.now() - t0 < 5000, 'start() gave up long after the process exited');
   assert.match(err.message, /^function failed to start/);
   assert.match(err.message, /SyntaxError: Unexpected token ';'/);
   assert.match(err.message, /cannot load \/function\/index\.js/);
-  assert.deepEqual(await leftovers(home, s.id), []);
+  assert.deepEqual(await leftovers(fn.home, s.id), []);
   await s.stop(); // safe after a failed start
 });
 
@@ -181,7 +146,7 @@ test('ready time: start() until the socket accepts, node base image', async (t) 
 });
 
 test('at the end, cleanupInstances finds nothing left under the prefix', async () => {
-  await Promise.all(sandboxes.map((s) => s.stop()));
-  assert.deepEqual(await cleanupInstances(home, `${prefix}-`), []);
-  assert.deepEqual(await leftoversWithPrefix(home, `${prefix}-`), []);
+  await fn.stopAll();
+  assert.deepEqual(await cleanupInstances(fn.home, `${fn.prefix}-`), []);
+  assert.deepEqual(await leftoversWithPrefix(fn.home, `${fn.prefix}-`), []);
 });

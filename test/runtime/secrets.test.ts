@@ -3,14 +3,14 @@
  * cannot change, given at creation or at specialize(), and gone with the instance.
  * Needs root, runc and the registry. Run: cd /work/main && node --import tsx --test test/runtime/secrets.test.ts
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { cleanupInstances, createRuncSandbox, instancePaths, type RuncSandbox, type SandboxOptions } from '@hearth/runtime';
+import { createRuncSandbox, instancePaths, type SandboxOptions } from '@hearth/runtime';
 import { isHearthError } from '@hearth/core';
-import { uniquePrefix } from '../helpers/services.ts';
-import { get, leftovers, leftoversWithPrefix, nodeCode, prefixedHome, pullBase, trackedSandbox, type PulledBase } from './fixtures.ts';
+import { get, leftovers } from './fixtures.ts';
+import { useNodeFunction } from './node-function-kit.ts';
 
 const HANDLER = `
 import fs from 'node:fs';
@@ -31,43 +31,11 @@ export default async (request) => {
 };
 `;
 
-let home: string;
-let prefix: string;
-let base: PulledBase;
-let code: string;
-let n = 0;
-const sandboxes: RuncSandbox[] = [];
-
-function options(over: Partial<SandboxOptions> = {}): SandboxOptions {
-  const id = `${prefix}-${++n}`;
-  return {
-    home,
-    id,
-    layers: [...base.layers, code],
-    imageConfig: base.imageConfig,
-    env: { HEARTH_HANDLER: '/function/index.js' },
-    limits: { memoryMb: 128, cpu: 1 },
-    logPath: path.join(home, 'logs', `${id}.log`),
-    ...over,
-  };
-}
-
-before(async () => {
-  prefix = uniquePrefix('rt-secret');
-  home = await prefixedHome(prefix);
-  base = await pullBase(home, 'node');
-  code = await nodeCode(home, 'fn', HANDLER);
-});
-
-after(async () => {
-  await Promise.allSettled(sandboxes.map((s) => s.stop()));
-  await cleanupInstances(home, `${prefix}-`);
-  assert.deepEqual(await leftoversWithPrefix(home, `${prefix}-`), []);
-  await fs.rm(home, { recursive: true, force: true });
-});
+const fn = useNodeFunction({ name: 'rt-secret', handler: HANDLER });
+const options = (over: Partial<SandboxOptions> = {}) => fn.options(over);
 
 test('the handler reads /run/secrets/KEY, cannot change the folder, and the files go with the instance', async () => {
-  const s = trackedSandbox(sandboxes, options({ secrets: { DB_PASSWORD: 's3cret-value', 'tls.key': Buffer.from('-----BEGIN KEY-----\n') } }));
+  const s = fn.sandbox({ secrets: { DB_PASSWORD: 's3cret-value', 'tls.key': Buffer.from('-----BEGIN KEY-----\n') } });
   await s.start();
   const res = await s.invoke(get('/', 'key=DB_PASSWORD'), { timeoutMs: 5000 });
   assert.deepEqual(JSON.parse(res.body.toString()), {
@@ -80,15 +48,15 @@ test('the handler reads /run/secrets/KEY, cannot change the folder, and the file
     list: ['DB_PASSWORD', 'tls.key'],
   });
   assert.equal(JSON.parse((await s.invoke(get('/', 'key=tls.key'), { timeoutMs: 5000 })).body.toString()).value, '-----BEGIN KEY-----\n');
-  const hostFile = path.join(instancePaths(home, s.id).secrets, 'DB_PASSWORD');
+  const hostFile = path.join(instancePaths(fn.home, s.id).secrets, 'DB_PASSWORD');
   assert.equal(await fs.readFile(hostFile, 'utf8'), 's3cret-value');
   await s.stop();
   await assert.rejects(fs.access(hostFile), { code: 'ENOENT' });
-  assert.deepEqual(await leftovers(home, s.id), []);
+  assert.deepEqual(await leftovers(fn.home, s.id), []);
 });
 
 test('without secrets /run/secrets is an empty folder', async () => {
-  const s = trackedSandbox(sandboxes, options());
+  const s = fn.sandbox();
   await s.start();
   const body = JSON.parse((await s.invoke(get('/', 'key=NONE'), { timeoutMs: 5000 })).body.toString());
   assert.equal(body.value, 'ENOENT');
@@ -107,17 +75,17 @@ test('a secret name that is not a safe file name is refused, naming the key', ()
 });
 
 test('secrets given to specialize() appear in a running stem cell', async () => {
-  const s = trackedSandbox(sandboxes, { ...options({ layers: base.layers, env: {}, stemCell: true }) });
+  const s = fn.sandbox({ layers: fn.base.layers, env: {}, stemCell: true });
   await s.start();
   await assert.rejects(
-    s.specialize({ functionLayers: [code], env: { HEARTH_HANDLER: '/function/index.js' }, secrets: { 'bad/name': 'x' } }),
+    s.specialize({ functionLayers: [fn.code], env: { HEARTH_HANDLER: '/function/index.js' }, secrets: { 'bad/name': 'x' } }),
     (err) => isHearthError(err, 'INVALID_ARGUMENT') && err.message.includes('"bad/name"'),
   );
-  await s.specialize({ functionLayers: [code], env: { HEARTH_HANDLER: '/function/index.js' }, secrets: { API_TOKEN: 'tok-123' } });
+  await s.specialize({ functionLayers: [fn.code], env: { HEARTH_HANDLER: '/function/index.js' }, secrets: { API_TOKEN: 'tok-123' } });
   const body = JSON.parse((await s.invoke(get('/', 'key=API_TOKEN'), { timeoutMs: 5000 })).body.toString());
   assert.equal(body.value, 'tok-123');
   assert.equal(body.mode, '400');
   assert.equal(body.overwrite, 'EROFS');
   await s.stop();
-  assert.deepEqual(await leftovers(home, s.id), []);
+  assert.deepEqual(await leftovers(fn.home, s.id), []);
 });
