@@ -10,9 +10,10 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { buildFunctionImage, RegistryClient } from '@hearth/oci';
 import { cleanupInstances, stemCellLayers, type RuncSandbox, type SandboxOptions } from '@hearth/runtime';
+import { COPY_LIMITS, planFunctionCode } from '../../packages/runtime/src/stem-cell.ts';
 import { cleanupRegistry, testEnv, uniquePrefix } from '../helpers/services.ts';
 import {
-  codeLayer, get, leftovers, leftoversWithPrefix, mountsMentioning, prefixedHome, pullBase, pullUnpacked, rejectsWith, trackedSandbox, type PulledBase,
+  codeLayer, get, leftovers, leftoversWithPrefix, mountsMentioning, post, prefixedHome, pullBase, pullUnpacked, rejectsWith, trackedSandbox, type PulledBase,
 } from './fixtures.ts';
 
 // No package.json of its own: `export default` works because the base's /function/package.json shows through.
@@ -133,6 +134,135 @@ test('a stem cell answers 503 before specialization, then serves the function it
   await s.stop();
   assert.deepEqual(await leftovers(home, s.id), []);
   assert.deepEqual(mountsMentioning(home), []);
+});
+
+// What `hearth init` makes: the function's own package.json replaces the base's.
+const FUNCTION_TEMPLATE = `
+import fs from 'node:fs';
+let calls = 0;
+export default async (request) => {
+  calls++;
+  const url = new URL(request.url);
+  const attempt = (what, fn) => { try { fn(); return 'done'; } catch (err) { return err.code; } };
+  if (url.pathname === '/write') {
+    return {
+      overwrite: attempt('overwrite', () => fs.writeFileSync('/function/index.js', 'x')),
+      create: attempt('create', () => fs.writeFileSync('/function/new.js', 'x')),
+      remove: attempt('remove', () => fs.unlinkSync('/function/lib/util.js')),
+      chmod: attempt('chmod', () => fs.chmodSync('/function/index.js', 0o777)),
+    };
+  }
+  const { hello } = await import('./lib/util.js');
+  return {
+    calls,
+    hello: hello(await request.text()),
+    files: fs.readdirSync('/function').sort(),
+    pkg: JSON.parse(fs.readFileSync('/function/package.json', 'utf8')).name,
+    link: fs.readlinkSync('/function/current'),
+    secret: fs.readFileSync('/function/nobody-only.txt', 'utf8'),
+    runMode: (fs.statSync('/function/run.sh').mode & 0o777).toString(8),
+  };
+};
+`;
+
+/** The template-shaped code layer: index.js, package.json, a folder, a symlink, a 0755 script and a 0600 file of nobody's. */
+async function templateLayer(name: string): Promise<string> {
+  const layer = await codeLayer(home, name, {
+    'index.js': FUNCTION_TEMPLATE,
+    'package.json': JSON.stringify({ name: 'from-the-function', type: 'module' }),
+    'lib/util.js': 'export const hello = (name) => `Hello, ${name}!`;\n',
+    'run.sh': { text: '#!/bin/sh\necho hi\n', mode: 0o755 },
+    'nobody-only.txt': { text: 'for nobody', mode: 0o600 },
+  });
+  await fs.chown(path.join(layer, 'function', 'nobody-only.txt'), 65534, 65534);
+  await fs.symlink('lib/util.js', path.join(layer, 'function', 'current'));
+  return layer;
+}
+
+test('a function whose own folder replaces the base\'s (one layer, as hearth init makes it): its files as they are, read-only, and its first call is its first', async () => {
+  const layer = await templateLayer('template');
+  const s = stemCell();
+  await s.start();
+  await s.specialize({ functionLayers: [layer], env: { HEARTH_HANDLER: '/function/index.js' }, limits: { memoryMb: 128, cpu: 0.5 } });
+  const res = await s.invoke(post('/', 'world'), { timeoutMs: 5000 });
+  assert.equal(res.status, 200, res.body.toString());
+  assert.deepEqual(JSON.parse(res.body.toString()), {
+    calls: 1, // nothing called the handler before (the stem cell's warm-up has its own)
+    hello: 'Hello, world!',
+    files: ['current', 'index.js', 'lib', 'nobody-only.txt', 'package.json', 'run.sh'],
+    pkg: 'from-the-function',
+    link: 'lib/util.js',
+    secret: 'for nobody',
+    runMode: '755',
+  });
+  const write = await s.invoke(get('/write'), { timeoutMs: 5000 });
+  assert.deepEqual(JSON.parse(write.body.toString()), { overwrite: 'EROFS', create: 'EROFS', remove: 'EROFS', chmod: 'EROFS' });
+  // the layer itself is untouched
+  assert.equal(await fs.readFile(path.join(layer, 'function', 'index.js'), 'utf8'), FUNCTION_TEMPLATE);
+  await s.stop();
+  assert.deepEqual(await leftovers(home, s.id), []);
+  assert.equal((await fs.readdir(path.join(layer, 'function'))).length, 6, 'the layer keeps its files after the instance is gone');
+});
+
+test('a function of two layers: the overlay of both over the base\'s /function, read-only', async () => {
+  const lower = await codeLayer(home, 'two-lower', {
+    'index.js': 'export default () => "old";\n',
+    'lib.js': 'export const label = "from the lower layer";\n',
+  });
+  const upper = await codeLayer(home, 'two-upper', {
+    'index.js': `import fs from 'node:fs';
+import { label } from './lib.js';
+export default (request) => {
+  if (new URL(request.url).pathname === '/write') { try { fs.writeFileSync('/function/lib.js', 'x'); return 'written'; } catch (err) { return err.code; } }
+  return { label, files: fs.readdirSync('/function').sort() };
+};
+`,
+  });
+  const s = stemCell();
+  await s.start();
+  await s.specialize({ functionLayers: [lower, upper], env: { HEARTH_HANDLER: '/function/index.js' } });
+  const res = await s.invoke(get('/'), { timeoutMs: 5000 });
+  assert.equal(res.status, 200, res.body.toString());
+  // package.json (type: module) from the base, lib.js from the lower layer, index.js from the upper
+  assert.deepEqual(JSON.parse(res.body.toString()), { label: 'from the lower layer', files: ['index.js', 'lib.js', 'package.json'] });
+  assert.equal((await s.invoke(get('/write'), { timeoutMs: 5000 })).body.toString(), 'EROFS');
+  await s.stop();
+  assert.deepEqual(await leftovers(home, s.id), []);
+});
+
+test('planFunctionCode: copies only code whose own single folder replaces every base entry and is small', async () => {
+  const baseFolder = (await codeLayer(home, 'plan-base', { 'package.json': '{"type":"module"}' })) + '/function';
+  const own = (name: string, files: Record<string, string>) => codeLayer(home, name, files).then((l) => `${l}/function`);
+  const template = await own('plan-template', { 'index.js': 'x', 'package.json': '{}' });
+  const copy = planFunctionCode([baseFolder], [template]);
+  assert.equal(copy.kind, 'copy');
+  assert.deepEqual(copy.kind === 'copy' ? copy.entries.map((e) => e.rel).sort() : [], ['', 'index.js', 'package.json']);
+  // the base's package.json would show through
+  assert.deepEqual(planFunctionCode([baseFolder], [await own('plan-nopkg', { 'index.js': 'x' })]), { kind: 'mount', folders: [baseFolder, `${home}/code/plan-nopkg/function`] });
+  assert.equal((planFunctionCode([baseFolder], [template, template])).kind, 'mount');
+  const baseWithFolder = (await codeLayer(home, 'plan-base-dir', { 'package.json': '{}', 'lib/a.js': 'x' })) + '/function';
+  assert.equal((planFunctionCode([baseWithFolder], [await own('plan-lib', { 'package.json': '{}', 'lib/b.js': 'x' })])).kind, 'mount');
+  const many = Object.fromEntries(Array.from({ length: COPY_LIMITS.entries + 1 }, (_, i) => [`m/${i}.js`, 'x']));
+  assert.equal((planFunctionCode([baseFolder], [await own('plan-many', { 'package.json': '{}', ...many })])).kind, 'mount');
+  assert.throws(() => planFunctionCode([], []), (err: Error & { code?: string }) => err.code === 'INVALID_ARGUMENT');
+});
+
+test('a function too large to copy is mounted, read-only', async () => {
+  const files: Record<string, string> = { 'package.json': '{"type":"module"}', 'index.js': `import fs from 'node:fs';
+export default (request) => {
+  if (new URL(request.url).pathname === '/write') { try { fs.writeFileSync('/function/index.js', 'x'); return 'written'; } catch (err) { return err.code; } }
+  return String(fs.readdirSync('/function/node_modules').length);
+};
+` };
+  for (let i = 0; i < COPY_LIMITS.entries + 10; i++) files[`node_modules/m${i}.js`] = `export default ${i};\n`;
+  const layer = await codeLayer(home, 'large', files);
+  const s = stemCell();
+  await s.start();
+  await s.specialize({ functionLayers: [layer], env: { HEARTH_HANDLER: '/function/index.js' } });
+  assert.equal((await s.invoke(get('/'), { timeoutMs: 5000 })).body.toString(), String(COPY_LIMITS.entries + 10));
+  assert.equal((await s.invoke(get('/write'), { timeoutMs: 5000 })).body.toString(), 'EROFS');
+  await s.stop();
+  assert.deepEqual(await leftovers(home, s.id), []);
 });
 
 test('a handler that fails to load: UNAVAILABLE naming the error, and the stem cell is gone', async () => {

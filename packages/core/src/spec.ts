@@ -43,6 +43,13 @@ export const functionSpecSchema = z
     cpu: z.number().positive().max(64).default(0.5),
     timeoutMs: z.number().int().min(1).max(15 * 60 * 1000).default(10000),
     concurrency: z.number().int().min(1).max(1000).default(1),
+    /** Most processes and threads at once in one instance: a fork bomb stops here. */
+    pids: z.number().int().min(8).max(32768).default(128),
+    /**
+     * `true`: the instance gets a network interface with a route out through the host (a veth
+     * pair). `false`, the default: loopback only.
+     */
+    egress: z.boolean().default(false),
     /** `key`: `/function/NAME` needs an API key too (private); `none`: public, the default. */
     auth: z.enum(['none', 'key']).default('none'),
     /** An async call that waited in the queue longer than this is dropped and recorded as expired (Lambda's default: 6 h). */
@@ -65,6 +72,9 @@ export const functionSpecSchema = z
     }
     if (spec.runtime !== 'image' && spec.image) {
       ctx.addIssue({ code: 'custom', path: ['image'], message: 'is only allowed with runtime: image' });
+    }
+    if (spec.egress && spec.isolation === 'vm') {
+      ctx.addIssue({ code: 'custom', path: ['egress'], message: 'is not supported with isolation: vm yet (a microVM has no network device); use isolation: container' });
     }
     if (spec.runtime !== 'image' && !spec.handler) {
       ctx.addIssue({ code: 'custom', path: ['handler'], message: `is required with runtime: ${spec.runtime}` });

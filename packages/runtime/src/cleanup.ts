@@ -4,10 +4,12 @@ import { HearthError } from '@hearth/core';
 import { runcDeleteForce, runcList } from './runc/runc.ts';
 import { unmount } from './runc/overlay.ts';
 import { freezerStatePath } from './runc/freezer.ts';
+import { cleanupEgressNetworks } from './runc/netns.ts';
 
 /**
- * Removes containers, mounts and instance folders whose id starts with `prefix`: what a
- * killed worker left behind. Run at worker start and by tests.
+ * Removes containers, mounts, instance folders and egress networks (namespace
+ * `hearth-<id>` and its veth) whose id starts with `prefix`: what a killed worker left
+ * behind. Run at worker start and by tests.
  */
 export async function cleanupInstances(home: string, prefix: string): Promise<string[]> {
   // an empty prefix would take every container on the machine with it
@@ -27,6 +29,10 @@ export async function cleanupInstances(home: string, prefix: string): Promise<st
     await unmount(path.join(dir, id));
     await fs.rm(path.join(dir, id), { recursive: true, force: true });
     removed.add(id);
+  }
+  // after the containers: a namespace is freed once no process is left in it
+  for (const name of await cleanupEgressNetworks(prefix)) {
+    if (name.startsWith('hearth-')) removed.add(name.slice('hearth-'.length));
   }
   return [...removed];
 }

@@ -108,4 +108,22 @@ export interface SandboxOptions {
   secrets?: Record<string, string | Buffer>;
   /** Largest response body accepted from the function (default 6 MB, as Lambda); TOO_LARGE past it. */
   maxResponseBytes?: number;
+  /**
+   * `egress: true` (containers only): the instance gets eth0 on a veth pair with a /30 out of
+   * 10.213.0.0/16 and a default route via the host end. Default: loopback only.
+   */
+  network?: { egress: boolean };
+}
+
+/** An instance's link to the host (egress only), once started. */
+export interface SandboxNetworkInfo {
+  /** `ip netns` name: `hearth-<sandbox id>`. */
+  netns: string;
+  /** The veth end in the host's namespace, `hh<n>`. */
+  hostInterface: string;
+  /** The host end's address: the instance's gateway; a host service listening here is reachable from the instance. */
+  hostAddress: string;
+  /** The instance's eth0 address. */
+  address: string;
+  prefixLength: number;
 }

@@ -38,10 +38,11 @@ export function createInstanceStarter(deps: InstanceStarterDeps): StartInstance 
     const fn = target.fn;
     const [image, secrets] = await Promise.all([images.prepare(fn.imageRef, fn.imageDigest), readSecrets?.(fn.name) ?? Promise.resolve({})]);
     const env = { ...fn.spec.env, HEARTH_FUNCTION: fn.name, HEARTH_VERSION: String(fn.version) };
-    const limits = { memoryMb: fn.spec.memoryMb, cpu: fn.spec.cpu };
+    const limits = { memoryMb: fn.spec.memoryMb, cpu: fn.spec.cpu, pids: fn.spec.pids };
     const withSecrets = Object.keys(secrets).length > 0 ? { secrets } : {};
 
-    const cell = fn.spec.isolation === 'container' ? stemCells?.take(fn.spec.runtime, image) : undefined;
+    // a stem cell has no network interface: a function with egress cold-starts
+    const cell = fn.spec.isolation === 'container' && !fn.spec.egress ? stemCells?.take(fn.spec.runtime, image) : undefined;
     if (cell) {
       const { sandbox, functionLayers } = cell;
       let specialized: { mountMs: number; loadMs: number } | undefined;
@@ -62,7 +63,9 @@ export function createInstanceStarter(deps: InstanceStarterDeps): StartInstance 
 
     const options = { home: config.home, id, layers: image.layers, imageConfig: image.config, limits, env, logPath: logPathOf(config, fn.name, id), ...withSecrets };
     const sandbox: Sandbox =
-      fn.spec.isolation === 'vm' ? createVmSandbox({ ...options, kernel: await loadVmKernel(config.vmHome) }) : createRuncSandbox(options);
+      fn.spec.isolation === 'vm'
+        ? createVmSandbox({ ...options, kernel: await loadVmKernel(config.vmHome) })
+        : createRuncSandbox({ ...options, network: { egress: fn.spec.egress === true } });
     try {
       await sandbox.start();
     } catch (err) {

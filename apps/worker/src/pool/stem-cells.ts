@@ -10,6 +10,14 @@ import type { MemoryBudget } from './memory-budget.ts';
 /** Memory a stem cell is started with; specialization sets the function's own limit. */
 export const STEM_CELL_MEMORY_MB = 128;
 
+/**
+ * How long after a cell is taken its replacement starts. Starting a cell (mounts, `runc run`,
+ * node's start-up) takes ~0.3 s of CPU; begun at once, it competes with the specialization
+ * and first call of the cell just taken, which on a small machine made those several times
+ * slower. By now that call is usually done.
+ */
+export const REFILL_DELAY_MS = 250;
+
 interface Cell {
   sandbox: RuncSandbox;
   readyAt: number;
@@ -36,6 +44,7 @@ export class StemCellPool {
   private readonly starting = new Map<RuntimeKind, number>();
   private readonly bases = new Map<RuntimeKind, PreparedImage>();
   private readonly startingCells = new Set<Promise<void>>();
+  private readonly refillTimers = new Map<RuntimeKind, NodeJS.Timeout>();
   private closed = false;
 
   constructor(private readonly opts: StemCellPoolOptions) {}
@@ -62,7 +71,7 @@ export class StemCellPool {
     if (!cell) return undefined;
     // Its memory now belongs to the instance it becomes; the pool took the function's share.
     this.opts.budget.give(STEM_CELL_MEMORY_MB);
-    this.refill(runtime);
+    this.refillSoon(runtime);
     this.opts.changed?.();
     return { sandbox: cell.sandbox, functionLayers };
   }
@@ -96,6 +105,8 @@ export class StemCellPool {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const timer of this.refillTimers.values()) clearTimeout(timer);
+    this.refillTimers.clear();
     // A cell still starting is stopped as soon as it is up (see refill); wait for that too.
     await Promise.all([...this.startingCells]);
     const cells = [...this.ready.values()].flat();
@@ -107,6 +118,17 @@ export class StemCellPool {
   private async stopCell(sandbox: RuncSandbox): Promise<void> {
     await sandbox.stop().catch(this.opts.onError);
     await fs.rm(stemCellLogPath(this.opts.config, sandbox.id), { force: true });
+  }
+
+  /** refill() after REFILL_DELAY_MS; cells taken meanwhile are replaced by that one refill. */
+  private refillSoon(runtime: RuntimeKind): void {
+    if (this.closed || this.refillTimers.has(runtime)) return;
+    const timer = setTimeout(() => {
+      this.refillTimers.delete(runtime);
+      this.refill(runtime);
+    }, REFILL_DELAY_MS);
+    timer.unref();
+    this.refillTimers.set(runtime, timer);
   }
 
   private refill(runtime: RuntimeKind): void {
@@ -160,6 +182,12 @@ export class StemCellPool {
       stemCell: true,
     });
     await sandbox.start();
+    // Opens the connection the specialization will use (kept alive), so a call does not
+    // wait for it; a cell not yet specialized answers 503.
+    await sandbox.invoke({ method: 'GET', path: '/', query: '', headers: {}, body: Buffer.alloc(0) }, { timeoutMs: 5000 }).catch(async (err: unknown) => {
+      await sandbox.stop().catch(() => undefined);
+      throw err;
+    });
     return { sandbox, readyAt: Date.now() };
   }
 }

@@ -7,7 +7,8 @@
 // a function's code at /function and sends POST /_hearth/specialize {"env": {...}}. The
 // bootstrap sets that env, loads $HEARTH_HANDLER and answers 204 (500 {"error"} when the
 // module does not load); from then on it serves the function. Before that, any other
-// request gets 503.
+// request gets 503. A stem cell first sends a few requests through its own serving code
+// with a no-op handler (warmUp), so the function's first call is as fast as the next ones.
 import http from 'node:http';
 import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -165,16 +166,8 @@ async function specialize(req, res) {
   res.end();
 }
 
-const server = http.createServer(async (req, res) => {
-  if (stemCell && !handler) {
-    if (req.method === 'POST' && req.url === SPECIALIZE_PATH) {
-      await specialize(req, res);
-    } else {
-      req.resume();
-      sendError(res, 503, 'this stem cell is not specialized yet: POST /_hearth/specialize first');
-    }
-    return;
-  }
+/** One call of `fn`: the invoke protocol's request in, the handler's answer out. */
+async function serve(req, res, fn) {
   let response;
   try {
     const body = await readBody(req);
@@ -185,7 +178,7 @@ const server = http.createServer(async (req, res) => {
       env: process.env,
       traceparent: req.headers.traceparent,
     };
-    const result = await handler(request, ctx);
+    const result = await fn(request, ctx);
     if (!(result instanceof Response)) {
       writePlain(res, result);
       return;
@@ -202,11 +195,95 @@ const server = http.createServer(async (req, res) => {
     process.stderr.write(`hearth bootstrap: cannot send the response: ${err && err.stack ? err.stack : err}\n`);
     sendError(res, 500, `invalid response from handler: ${err && err.message ? err.message : err}`);
   }
-});
-// The worker enforces deadlines; node's own request timeouts would cut long calls short.
-server.requestTimeout = 0;
-server.headersTimeout = 0;
-server.keepAliveTimeout = 60_000;
+}
+
+async function onRequest(req, res) {
+  if (stemCell && !handler) {
+    if (req.method === 'POST' && req.url === SPECIALIZE_PATH) {
+      await specialize(req, res);
+    } else {
+      req.resume();
+      sendError(res, 503, 'this stem cell is not specialized yet: POST /_hearth/specialize first');
+    }
+    return;
+  }
+  await serve(req, res, handler);
+}
+
+function createServer(listener) {
+  const s = http.createServer(listener);
+  // The worker enforces deadlines; node's own request timeouts would cut long calls short.
+  s.requestTimeout = 0;
+  s.headersTimeout = 0;
+  s.keepAliveTimeout = 60_000;
+  return s;
+}
+
+// What a warm-up request's path makes the no-op handler answer: the shapes handlers return.
+const WARM_ANSWERS = {
+  '/response': async (request) => new Response(`ok ${await request.text()}`, { headers: { 'content-type': 'text/plain; charset=utf-8' } }),
+  '/json': async (request) => ({ ok: true, method: request.method, url: request.url, length: (await request.arrayBuffer()).byteLength }),
+  '/text': (request) => `ok ${request.headers.get('traceparent') || ''}`,
+};
+
+async function warmHandler(request) {
+  const answer = WARM_ANSWERS[new URL(request.url).pathname];
+  return answer ? answer(request) : undefined;
+}
+
+/**
+ * Stem cells: V8 compiles lazily, so the first request through node's HTTP server and the
+ * serving code above costs several times a later one (~5-30 ms here, more under a low CPU
+ * quota). Before the socket appears, send a few requests like the worker's through a
+ * server with the same code on a private abstract socket, with a no-op handler: no
+ * function code runs, and the function's first call finds the path compiled. The dynamic
+ * import the specialization does is warmed the same way. Best effort: a failure here only
+ * costs speed.
+ */
+async function warmUp() {
+  const address = `\0hearth-warmup-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const warm = createServer((req, res) => serve(req, res, warmHandler));
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    await new Promise((resolve, reject) => {
+      warm.once('error', reject);
+      warm.listen(address, resolve);
+    });
+    const send = (path, method, body) =>
+      new Promise((resolve, reject) => {
+        const headers = { 'content-type': 'text/plain', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'x-call-id': 'warm-up' };
+        const req = http.request({ socketPath: address, agent, method, path: `${path}?q=1`, headers }, (res) => {
+          res.on('data', () => {});
+          res.on('end', resolve);
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    const requests = async () => {
+      for (let round = 0; round < 2; round++) {
+        for (const path of Object.keys(WARM_ANSWERS)) await send(path, 'POST', `warm-up ${round}`);
+        await send('/text', 'GET');
+      }
+      await import('data:text/javascript,export default () => undefined;');
+    };
+    let timer;
+    const tooLong = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error('it took over 3 s')), 3000);
+    });
+    await Promise.race([requests(), tooLong]).finally(() => clearTimeout(timer));
+  } catch (err) {
+    process.stderr.write(`hearth bootstrap: warm-up skipped: ${err && err.message ? err.message : err}\n`);
+  } finally {
+    agent.destroy();
+    warm.close();
+    if (typeof warm.closeAllConnections === 'function') warm.closeAllConnections();
+  }
+}
+
+if (stemCell) await warmUp();
+
+const server = createServer(onRequest);
 
 try {
   fs.unlinkSync(socketPath);

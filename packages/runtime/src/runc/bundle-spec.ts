@@ -1,7 +1,7 @@
 /**
  * Builds the OCI runtime config (config.json) of a Hearth container. Starts from what
  * `runc spec` 1.1.5 generates and tightens it: no capabilities, read-only root, tmpfs /tmp,
- * new net namespace (loopback only), cgroup limits and a seccomp profile.
+ * new net namespace (loopback only, or a prepared one for egress), cgroup limits and a seccomp profile.
  */
 import { HearthError } from '@hearth/core';
 import type { SandboxImageConfig, SandboxLimits } from '../sandbox.ts';
@@ -33,6 +33,8 @@ export interface BundleSpecInput {
   functionDir?: string;
   /** linux.cgroupsPath; default /hearth/<id>. */
   cgroupsPath?: string;
+  /** A network namespace to join (/var/run/netns/<name>, made for egress); default a new one, loopback only. */
+  netnsPath?: string;
 }
 
 /** Image Env, then the function's env (wins), then HEARTH_SOCKET (always ours). Order kept. */
@@ -115,7 +117,7 @@ export function buildBundleSpec(input: BundleSpecInput): Record<string, unknown>
         cpu: { quota: cpuQuota(startupCpu(limits)), period: CPU_PERIOD_US },
         pids: { limit: limits.pids ?? 128 },
       },
-      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }],
+      namespaces: [{ type: 'pid' }, input.netnsPath ? { type: 'network', path: input.netnsPath } : { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }],
       seccomp: seccompProfile(),
       maskedPaths: [
         '/proc/acpi',

@@ -12,7 +12,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HearthError } from '@hearth/core';
-import type { InvokeOptions, Sandbox, SandboxLimits, SandboxOptions, SandboxRequest, SandboxResponse, SpecializeOptions } from '../sandbox.ts';
+import type { InvokeOptions, Sandbox, SandboxLimits, SandboxNetworkInfo, SandboxOptions, SandboxRequest, SandboxResponse, SpecializeOptions } from '../sandbox.ts';
 import { InvokeClient } from '../invoke-client.ts';
 import { readLogTail } from '../log-tail.ts';
 import { buildBundleSpec, cpuQuota, startupCpu } from './bundle-spec.ts';
@@ -20,9 +20,10 @@ import { makeSharedMountPoint, mountOverlay, mountReadOnlyOverlay, mountTmpfs, u
 import { runcDeleteForce, runcResume, runcRunDetached, runcUpdateCpuQuota } from './runc.ts';
 import { resolveImageUser } from './image-user.ts';
 import { freezerStatePath, setFrozen } from './freezer.ts';
-import { updateLimits } from './limits.ts';
+import { updateLimits, type LimitChange } from './limits.ts';
+import { createEgressNetwork, removeEgressNetwork, type EgressNetwork } from './netns.ts';
 import { createSecretsDir, validateSecretKeys, writeSecrets } from '../secrets.ts';
-import { functionFolders, SPECIALIZE_PATH } from '../stem-cell.ts';
+import { copyFunctionCode, functionFolders, planFunctionCode, SPECIALIZE_PATH } from '../stem-cell.ts';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 /** sun_path is 108 bytes including the NUL. */
@@ -77,6 +78,8 @@ export class RuncSandbox implements Sandbox {
   /** The uid:gid the function runs as (resolved at start). */
   private user = { uid: 0, gid: 0 };
   private frozen = false;
+  /** The namespace and veth made for `network.egress`, until stop(). */
+  private net: EgressNetwork | undefined;
   /** Set when specialize() is called, even if it fails: a stem cell is specialized at most once. */
   private specializeCalled = false;
   private specializeDone = false;
@@ -131,6 +134,7 @@ export class RuncSandbox implements Sandbox {
         await fs.mkdir(p.function, { recursive: true });
         await makeSharedMountPoint(p.function);
       }
+      if (this.opts.network?.egress) this.net = await createEgressNetwork(this.id);
       const spec = buildBundleSpec({
         id: this.id,
         imageConfig: this.opts.imageConfig,
@@ -140,6 +144,7 @@ export class RuncSandbox implements Sandbox {
         user,
         secretsDir: p.secrets,
         ...(stemCell ? { functionDir: p.function } : {}),
+        ...(this.net ? { netnsPath: this.net.nsPath } : {}),
       });
       await mountOverlay({ layers: this.opts.layers, upper: p.upper, work: p.work, target: p.rootfs, scratch: p.dir });
       await fs.writeFile(path.join(p.bundle, 'config.json'), JSON.stringify(spec));
@@ -204,6 +209,13 @@ export class RuncSandbox implements Sandbox {
     return linked?.isSocket() === true;
   }
 
+  /** The instance's link to the host with `network.egress`, from start() until stop(); else undefined. */
+  get network(): SandboxNetworkInfo | undefined {
+    if (!this.net) return undefined;
+    const { netns, hostInterface, hostAddress, address, prefixLength } = this.net;
+    return { netns, hostInterface, hostAddress, address, prefixLength };
+  }
+
   /** True between pause() and resume(): the processes are frozen and invoke() refuses. */
   get paused(): boolean {
     return this.frozen;
@@ -242,13 +254,16 @@ export class RuncSandbox implements Sandbox {
 
   /**
    * Turns a started stem cell (`stemCell: true`, base image layers only) into an instance of
-   * one function: mounts a read-only overlay of the function layers' `function/` folders
-   * over the base's at /function, writes `secrets`, applies `limits`, then has the bootstrap
-   * set `env` and load $HEARTH_HANDLER. Resolves with the time spent mounting and loading (ms).
-   * At most once per sandbox (CONFLICT after that). INVALID_ARGUMENT when this is no stem
-   * cell or a function layer has files outside /function (nothing changed; use a cold start);
-   * UNAVAILABLE "function failed to start: ..." when the handler does not load, TIMEOUT when
-   * it does not load within readyTimeoutMs: then the sandbox is stopped.
+   * one function: shows the function layers' `function/` folders over the base's at
+   * /function, read-only (small code whose own folder replaces the base's is copied into the
+   * cell's read-only /function; anything else is mounted as a read-only overlay), writes
+   * `secrets`, applies `limits`, then has the bootstrap set `env` and load $HEARTH_HANDLER.
+   * Resolves with the time spent placing the code (with secrets and limits: `mountMs`) and
+   * loading it (`loadMs`), in ms. At most once per sandbox (CONFLICT after that).
+   * INVALID_ARGUMENT when this is no stem cell or a function layer has files outside
+   * /function (nothing changed; use a cold start); UNAVAILABLE "function failed to start: ..."
+   * when the handler does not load, TIMEOUT when it does not load within readyTimeoutMs: then
+   * the sandbox is stopped.
    */
   async specialize(opts: SpecializeOptions): Promise<{ mountMs: number; loadMs: number }> {
     if (!this.opts.stemCell) throw new HearthError('INVALID_ARGUMENT', `sandbox ${this.id} is not a stem cell: only stem cells can be specialized`);
@@ -256,23 +271,23 @@ export class RuncSandbox implements Sandbox {
     if (!this.client || this.stopping) throw new HearthError('UNAVAILABLE', `sandbox ${this.id} is not running`);
     if (this.frozen) throw new HearthError('UNAVAILABLE', `sandbox ${this.id} is paused: resume() it before specializing`);
     validateSecretKeys(opts.secrets);
-    const folders = [
-      ...(await functionFolders(this.opts.layers, { onlyFunction: false })),
-      ...(await functionFolders(opts.functionLayers, { onlyFunction: true })),
-    ];
-    if (folders.length === 0) throw new HearthError('INVALID_ARGUMENT', `no layer of sandbox ${this.id} has a /function folder to mount`);
+    const code = planFunctionCode(functionFolders(this.opts.layers, { onlyFunction: false }), functionFolders(opts.functionLayers, { onlyFunction: true }));
     this.specializeCalled = true;
     const client = this.client;
     const t0 = performance.now();
     let t1 = t0;
     try {
-      await writeSecrets(this.paths.secrets, opts.secrets, this.user);
-      await mountReadOnlyOverlay({ layers: folders, target: this.paths.function, scratch: this.paths.dir });
-      if (opts.limits) {
-        // loading the handler is CPU-bound, like a cold start: boost until it is done
-        await updateLimits(this.id, { memoryMb: opts.limits.memoryMb, cpu: startupCpu(opts.limits), pids: opts.limits.pids ?? 128 });
-        this.limits = opts.limits;
-      }
+      // Independent steps, side by side; all settle before a failure stops the sandbox, so
+      // no mount lands after its teardown.
+      const steps = await Promise.allSettled([
+        writeSecrets(this.paths.secrets, opts.secrets, this.user),
+        code.kind === 'copy'
+          ? Promise.resolve().then(() => copyFunctionCode(code, this.paths.function))
+          : mountReadOnlyOverlay({ layers: code.folders, target: this.paths.function, scratch: this.paths.dir }),
+        opts.limits ? this.applyLoadLimits(opts.limits) : undefined,
+      ]);
+      for (const step of steps) if (step.status === 'rejected') throw step.reason;
+      if (opts.limits) this.limits = opts.limits;
       t1 = performance.now();
       const res = await this.loadFunction(client, opts.env);
       if (res.status !== 204) {
@@ -287,6 +302,20 @@ export class RuncSandbox implements Sandbox {
       throw err;
     }
     return { mountMs: t1 - t0, loadMs: performance.now() - t1 };
+  }
+
+  /**
+   * The function's limits for loading its handler: its memory and pids, and startupCpu
+   * (loading is CPU-bound, like a cold start). Writes only what differs from the cell's.
+   */
+  private async applyLoadLimits(limits: SandboxLimits): Promise<void> {
+    const now = this.limits;
+    const change: LimitChange = {};
+    if (limits.memoryMb !== now.memoryMb) change.memoryMb = limits.memoryMb;
+    // start() left the cell's quota at its `cpu`
+    if (cpuQuota(startupCpu(limits)) !== cpuQuota(now.cpu)) change.cpu = startupCpu(limits);
+    if ((limits.pids ?? 128) !== (now.pids ?? 128)) change.pids = limits.pids ?? 128;
+    if (Object.keys(change).length > 0) await updateLimits(this.id, change);
   }
 
   private async loadFunction(client: InvokeClient, env: Record<string, string>): Promise<SandboxResponse> {
@@ -350,6 +379,10 @@ export class RuncSandbox implements Sandbox {
     }
     this.frozen = false;
     await runcDeleteForce(this.id);
+    if (this.net) {
+      await removeEgressNetwork(this.net);
+      this.net = undefined;
+    }
     // an open folder keeps its tmpfs busy
     if (this.runDirFd !== undefined) {
       closeSync(this.runDirFd);
