@@ -111,6 +111,15 @@ async function instancesByWorker(name: string): Promise<Record<string, number>> 
   return counts;
 }
 
+/** Until no worker reports an instance of `name`: the next call starts one from nothing. */
+async function noInstances(name: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Object.keys(await instancesByWorker(name)).length > 0) {
+    if (Date.now() > deadline) throw new Error(`instances of ${name} were not released within 30 s\n${hangReport()}`);
+    await sleep(20);
+  }
+}
+
 /** Epoch ms around a phase's calls, to find their traces in the span store. */
 type Window = { fn: string; from: number; to: number; n: number };
 
@@ -166,7 +175,7 @@ try {
   if ((await worker.stop()) !== 0) throw new Error(`worker did not stop cleanly:\n${worker.output().slice(-3000)}`);
   worker = await startApp('worker', { ...stack.env, HEARTH_STEM_CELLS: '0' }, /worker ready/);
   await call(oneShot);
-  const cold = await phase('cold', oneShot, N, () => series(oneShot, N, 'cold'));
+  const cold = await phase('cold', oneShot, N, () => series(oneShot, N, 'cold', () => noInstances(oneShot)));
 
   step(`two workers: ${BURSTS} bursts of ${BURST_SIZE} after ${IDLE_MS + 500} ms idle, then a stream of ${STREAM}`);
   // Both workers as deployed by default: one node stem cell each.

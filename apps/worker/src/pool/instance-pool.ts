@@ -61,6 +61,13 @@ interface VersionPool {
 }
 
 /**
+ * The shortest time an idle instance is kept (with `idleTtlSec: 0`): its teardown (`runc
+ * delete`, unmounts: each a fork of the worker) would otherwise run while the call it just
+ * answered is still being completed in Redis and delay that answer.
+ */
+export const MIN_IDLE_MS = 50;
+
+/**
  * Per-version pools of instances on one worker. A call takes a free slot of a ready
  * instance (`concurrency` calls each), else waits; an instance is started only when the
  * waiting calls outnumber the slots already on their way, the version's `maxInstances`
@@ -281,7 +288,7 @@ export class InstancePool {
       instance.pauseTimer = setTimeout(() => void this.pause(instance), this.opts.pauseAfterMs);
       instance.pauseTimer.unref();
     }
-    instance.idleTimer = setTimeout(() => this.expire(vp, instance), vp.target.idleTtlSec * 1000);
+    instance.idleTimer = setTimeout(() => this.expire(vp, instance), Math.max(vp.target.idleTtlSec * 1000, MIN_IDLE_MS));
     instance.idleTimer.unref();
   }
 
