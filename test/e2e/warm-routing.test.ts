@@ -68,6 +68,58 @@ test('with two workers, a steady stream for one function stays on the worker tha
   assert.equal(held.length, 1, JSON.stringify(held));
 });
 
+/** Deploys the pool fixture as `name` with `extra` lines in its hearth.yaml. */
+async function deployPool(name: string, extra: string): Promise<void> {
+  const dir = path.join(workdir, name);
+  await fs.cp(path.join(REPO_ROOT, 'test/fixtures/functions/pool'), dir, { recursive: true });
+  await fs.writeFile(path.join(dir, 'hearth.yaml'), `name: ${name}\nruntime: node\nhandler: index.js\nmemoryMb: 96\ntimeoutMs: 8000\n${extra}\n`);
+  const res = await runCli(['deploy', name], { cwd: workdir, env: { ...stack.env, HEARTH_REGISTRY: testEnv().registry } });
+  assert.equal(res.code, 0, res.stderr);
+}
+
+async function instancesOf(name: string): Promise<{ worker: string; id: string }[]> {
+  const res = await fetch(`${stack.gatewayUrl}/system/instances?function=${name}`, { headers: stack.authHeaders });
+  return ((await res.json()) as { instances: { worker: string; id: string }[] }).instances;
+}
+
+test('maxInstances holds across workers: a burst both workers take is served by one instance, no call lost', async () => {
+  const name = `${prefix}-cap`;
+  await deployPool(name, 'scale: { maxInstances: 1, idleTtlSec: 60 }');
+  let most = 0;
+  let polling = true;
+  const poll = (async () => {
+    while (polling) {
+      most = Math.max(most, (await instancesOf(name)).length);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  // Nobody holds the function yet: the calls go to the shared queue, and both workers take some.
+  const answers = await Promise.all(
+    Array.from({ length: 6 }, async () => {
+      const res = await fetch(`${stack.gatewayUrl}/function/${name}?ms=200`);
+      const text = await res.text();
+      return { status: res.status, text, instance: res.headers.get('x-hearth-instance') };
+    }),
+  );
+  polling = false;
+  await poll;
+  assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200, 200], JSON.stringify(answers));
+  assert.equal(new Set(answers.map((a) => a.instance)).size, 1, JSON.stringify(answers));
+  assert.ok(most <= 1, `${most} instances ran at once`);
+  assert.equal((await instancesOf(name)).length, 1);
+});
+
+test('minWarm holds across workers: one warm instance in the cluster, not one per worker', async () => {
+  const name = `${prefix}-warm`;
+  await deployPool(name, 'scale: { minWarm: 1, maxInstances: 5 }');
+  const deadline = Date.now() + 30_000;
+  while ((await instancesOf(name)).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  // Both workers got the deploy announcement; give the slower one time to act on it.
+  await new Promise((r) => setTimeout(r, 2000));
+  const held = await instancesOf(name);
+  assert.equal(held.length, 1, JSON.stringify(held));
+});
+
 test('calls routed to a worker that was killed are served by another worker', async () => {
   const [held] = await instances();
   assert.ok(held);

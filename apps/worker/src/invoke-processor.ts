@@ -1,9 +1,9 @@
-import { UnrecoverableError, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { HearthError, invokeJobSchema, isHearthError, type InvokeJob, type InvokeResult } from '@hearth/core';
 import { VALIDATED } from './event-invoke.ts';
 import type { InvocationLog, InvocationStatus } from './invocation-log.ts';
 import { capLog } from './log-cap.ts';
-import type { InstancePool, Lease } from './pool/instance-pool.ts';
+import { SEATS_FULL, type InstancePool, type Lease } from './pool/instance-pool.ts';
 import type { StartKind } from './pool/instance.ts';
 import type { ScaleBook } from './pool/scale-book.ts';
 import type { WorkerMetrics } from './metrics.ts';
@@ -52,10 +52,13 @@ function neverDelivered(err: unknown): boolean {
   return false;
 }
 
+/** How long a handed-off job waits before a worker may take it again. */
+const HAND_OFF_DELAY_MS = 50;
+
 export function createInvokeProcessor(deps: ProcessorDeps) {
   const { pool, scale, invocations, metrics, logMaxBytes = 0 } = deps;
 
-  return async function processInvoke(job: Job): Promise<InvokeResult> {
+  return async function processInvoke(job: Job, token?: string): Promise<InvokeResult> {
     // From Redis the data is whatever a producer wrote; from runInvoke() it is typed already.
     const parsed = (job as { [VALIDATED]?: true })[VALIDATED] ? { success: true as const, data: job.data as InvokeJob } : invokeJobSchema.safeParse(job.data);
     // A malformed job can never succeed; retrying it would only hide the producer's bug.
@@ -86,8 +89,17 @@ export function createInvokeProcessor(deps: ProcessorDeps) {
     for (let attempt = 1; ; attempt++) {
       let lease: Lease;
       try {
-        lease = await withPoolAcquireSpan(trace, () => pool.acquire(scale.target(fn), waitUntil));
+        // Only a job of a BullMQ queue (with its lock token) can go back to the queue.
+        const handOff = token !== undefined && typeof job.moveToDelayed === 'function';
+        lease = await withPoolAcquireSpan(trace, () => pool.acquire(scale.target(fn), waitUntil, { handOff }));
       } catch (err) {
+        if (token !== undefined && isHearthError(err) && err.details?.[SEATS_FULL] === true) {
+          // Another worker runs every instance this version may have: the job goes back to
+          // the queue (no attempt spent), where that worker, or this one once a seat is free, takes it.
+          endWorkerInvoke(trace, { error: { code: 'HANDED_OFF', message: err.message } });
+          await job.moveToDelayed(Date.now() + HAND_OFF_DELAY_MS, token);
+          throw new DelayedError();
+        }
         const e = startError(fn, err);
         await record(e.code === 'TIMEOUT' ? 'timeout' : 'error', { start: 'cold', error: e.message, httpStatus: e.status });
         return errorResult(e, 'cold', elapsed());

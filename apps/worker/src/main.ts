@@ -11,6 +11,7 @@ import { FunctionCatalog } from './function-catalog.ts';
 import { ImageCache } from './image-cache.ts';
 import { InvocationLog } from './invocation-log.ts';
 import { createInvokeProcessor } from './invoke-processor.ts';
+import { ClusterSeats } from './pool/cluster-seats.ts';
 import { WorkerMetrics } from './metrics.ts';
 import { InstancePool } from './pool/instance-pool.ts';
 import { createInstanceStarter } from './pool/instance-starter.ts';
@@ -54,8 +55,12 @@ const stemCells = new StemCellPool({
     digest: await images.resolveTag(config.registry, `hearth/${runtime}`, 'latest'),
   }),
 });
+// maxInstances and minWarm count every worker's instances (seats in Redis); a restart's leftovers go first.
+const seats = new ClusterSeats(redis, config.queuePrefix, config.workerId);
+await seats.releaseLeftovers();
 const pool = new InstancePool({
   budget,
+  seats,
   idPrefix: config.instancePrefix,
   pauseAfterMs: config.pauseAfterMs,
   start: createInstanceStarter({ config, images, stemCells, readSecrets: (name) => readSecrets(database.db, name) }),
@@ -94,10 +99,11 @@ await worker.waitUntilReady();
 const ownQueue = new OwnQueue({ config, redis, connection: redisConnection(config.redisUrl), processor, onError: logError });
 await ownQueue.start();
 const triggers = await startTriggerPlane({ config, db: database.db, processInvoke: processor, onError: logError });
+// Published before minWarm instances start: other workers count this one's seats as live from then on.
+status.start();
 const reconciler = new PoolReconciler({ config, catalog: new FunctionCatalog(database.db), scale, pool, onError: logError });
 await reconciler.start();
 stemCells.start();
-status.start();
 const stopSpanRetention = startSpanRetention(database.db, config.traceRetentionDays, logError);
 console.log(`worker ready: ${config.workerId} (queue ${config.queuePrefix}:${QUEUES.invoke}, concurrency ${config.workerConcurrency}, memory ${config.workerMemoryMb} MB)`);
 

@@ -4,6 +4,7 @@ import type { Sandbox } from '@hearth/runtime';
 import type { InstanceStatus } from '@hearth/core';
 import { describeInstance, type PoolInstance, type PoolTarget, type StartKind } from './instance.ts';
 import type { MemoryBudget } from './memory-budget.ts';
+import type { SeatBook } from './cluster-seats.ts';
 
 /** Starts a sandbox for a version; the factory decides between a stem cell and a cold start. */
 export type StartInstance = (
@@ -41,12 +42,16 @@ export interface InstancePoolOptions {
   /** An idle instance is frozen this long after its last call; 0 never. */
   pauseAfterMs: number;
   evictables?: () => Evictable[];
+  /** Seats across workers, so maxInstances and minWarm hold for the cluster; without it, per worker. */
+  seats?: SeatBook;
   events?: PoolEvents;
   onError?: (err: unknown) => void;
 }
 
 interface Waiter {
   since: number;
+  /** The call can go back to its queue for another worker (see SEATS_FULL); else it waits for a seat. */
+  handOff: boolean;
   resolve(lease: Lease): void;
   reject(err: unknown): void;
   timer?: NodeJS.Timeout;
@@ -58,7 +63,19 @@ interface VersionPool {
   waiters: Waiter[];
   /** A newer version is current: instances stop once idle, none are kept warm. */
   retired: boolean;
+  /** Every seat of the version was taken (by other workers) when this worker last asked: no new ask before then. */
+  seatsFullUntil?: number;
+  seatsTimer?: NodeJS.Timeout;
 }
+
+/** How long a worker waits before asking again for a seat that other workers hold. */
+const SEATS_RETRY_MS = 250;
+
+/**
+ * A call this worker cannot serve: every seat of its version is held by other workers and
+ * this one has no instance of it. Its job goes back to the queue for a worker that has one.
+ */
+export const SEATS_FULL = 'seatsFull';
 
 /**
  * The shortest time an idle instance is kept (with `idleTtlSec: 0`): its teardown (`runc
@@ -85,13 +102,16 @@ export class InstancePool {
 
   /**
    * A slot on an instance of `target`'s version. Waits while every instance is busy and the
-   * cap or the memory budget allows no other, until `deadline` (then TIMEOUT).
+   * cap or the memory budget allows no other, until `deadline` (then TIMEOUT). With
+   * `handOff`, a call this worker cannot serve because other workers hold every seat of the
+   * version fails at once with UNAVAILABLE and details[SEATS_FULL], for its job to go back to
+   * the queue.
    */
-  acquire(target: PoolTarget, deadline: number): Promise<Lease> {
+  acquire(target: PoolTarget, deadline: number, opts: { handOff?: boolean } = {}): Promise<Lease> {
     if (this.closed) return Promise.reject(new HearthError('UNAVAILABLE', 'worker is shutting down'));
     const vp = this.versionPool(target);
     return new Promise<Lease>((resolve, reject) => {
-      const waiter: Waiter = { since: performance.now(), resolve, reject };
+      const waiter: Waiter = { since: performance.now(), handOff: opts.handOff === true, resolve, reject };
       const waitMs = deadline - Date.now();
       waiter.timer = setTimeout(() => {
         const at = vp.waiters.indexOf(waiter);
@@ -118,8 +138,9 @@ export class InstancePool {
     vp.retired = false;
     vp.target = target;
     let live = this.live(vp).length;
-    while (live < Math.min(target.minWarm, target.maxInstances) && this.opts.budget.tryTake(target.memoryMb)) {
-      this.startInstance(vp);
+    const keep = Math.min(target.minWarm, target.maxInstances);
+    while (live < keep && this.opts.budget.tryTake(target.memoryMb)) {
+      this.startInstance(vp, keep);
       live += 1;
     }
   }
@@ -197,6 +218,7 @@ export class InstancePool {
     if (vp.waiters.length === 0 || this.closed) return;
 
     const { concurrency, maxInstances, memoryMb } = vp.target;
+    if (vp.seatsFullUntil !== undefined && Date.now() < vp.seatsFullUntil) return;
     const starting = vp.instances.filter((i) => i.state === 'starting').length;
     let uncovered = vp.waiters.length - starting * concurrency;
     let live = this.live(vp).length;
@@ -205,7 +227,7 @@ export class InstancePool {
         this.makeRoom(memoryMb);
         return;
       }
-      this.startInstance(vp);
+      this.startInstance(vp, maxInstances);
       uncovered -= concurrency;
       live += 1;
     }
@@ -319,7 +341,8 @@ export class InstancePool {
     void this.stopInstance(vp, instance, 'idle');
   }
 
-  private startInstance(vp: VersionPool): void {
+  /** Starts an instance once the version has a seat for it among at most `seats` (see SeatBook). */
+  private startInstance(vp: VersionPool, seats: number): void {
     const { target } = vp;
     const id = `${this.opts.idPrefix}${target.fn.name.slice(0, 16)}-${randomBytes(4).toString('hex')}`;
     const now = Date.now();
@@ -341,7 +364,14 @@ export class InstancePool {
     vp.instances.push(instance);
     this.opts.events?.changed?.();
     const t0 = performance.now();
-    const started = this.opts.start(target, id).then(
+    const book = this.opts.seats;
+    const seated = book
+      ? book.reserve(target.key, id, seats).then((ok) => {
+          if (!ok) throw new SeatsFull(target);
+          instance.seat = { key: target.key, id };
+        })
+      : Promise.resolve();
+    const started = seated.then(() => this.opts.start(target, id)).then(
       ({ sandbox, startKind, specialize, logPath }) => {
         instance.sandbox = sandbox;
         if (specialize) instance.specialize = specialize;
@@ -366,6 +396,11 @@ export class InstancePool {
       (err: unknown) => {
         this.remove(vp, instance);
         this.opts.budget.give(instance.memoryMb);
+        this.releaseSeat(instance);
+        if (err instanceof SeatsFull) {
+          this.seatsFull(vp);
+          return;
+        }
         this.opts.events?.stopped?.(instance, 'failed');
         // The calls this start was for learn why; others keep waiting for instances already on their way.
         for (const w of vp.waiters.splice(0, vp.target.concurrency)) {
@@ -391,9 +426,46 @@ export class InstancePool {
     const stopped = (instance.sandbox?.stop() ?? Promise.resolve()).catch((err: unknown) => this.opts.onError?.(err));
     await this.opts.budget.evicting(instance.memoryMb, stopped);
     this.remove(vp, instance);
+    this.releaseSeat(instance);
     this.opts.events?.stopped?.(instance, why);
     this.forgetIfEmpty(vp);
     this.kick();
+  }
+
+  private releaseSeat(instance: PoolInstance): void {
+    const seat = instance.seat;
+    if (!seat || !this.opts.seats) return;
+    instance.seat = undefined;
+    // A seat that cannot be given back now is freed by the next reserve once this worker's status expires.
+    this.opts.seats.release(seat.key, seat.id).catch((err: unknown) => this.opts.onError?.(err));
+  }
+
+  /**
+   * Other workers hold every seat. With an instance of its own, this worker's calls wait for
+   * its slots; without one, calls that can be handed off fail with SEATS_FULL so their jobs
+   * can go to a worker that has one. The rest wait; it asks again after SEATS_RETRY_MS.
+   */
+  private seatsFull(vp: VersionPool): void {
+    vp.seatsFullUntil = Date.now() + SEATS_RETRY_MS;
+    if (this.live(vp).length === 0) {
+      const handedOff = vp.waiters.filter((w) => w.handOff);
+      vp.waiters = vp.waiters.filter((w) => !w.handOff);
+      for (const w of handedOff) {
+        clearTimeout(w.timer);
+        w.reject(
+          new HearthError('UNAVAILABLE', `every instance of "${vp.target.fn.name}" allowed (maxInstances ${vp.target.maxInstances}) runs on other workers`, {
+            details: { [SEATS_FULL]: true },
+          }),
+        );
+      }
+    }
+    clearTimeout(vp.seatsTimer);
+    vp.seatsTimer = setTimeout(() => {
+      vp.seatsFullUntil = undefined;
+      if (vp.waiters.length > 0) this.dispatch(vp);
+    }, SEATS_RETRY_MS);
+    vp.seatsTimer.unref();
+    this.forgetIfEmpty(vp);
   }
 
   private remove(vp: VersionPool, instance: PoolInstance): void {
@@ -431,5 +503,12 @@ export class InstancePool {
       short -= c.memoryMb;
       void c.evict();
     }
+  }
+}
+
+/** Every seat of a version is held by other workers (see SeatBook). */
+class SeatsFull extends Error {
+  constructor(target: PoolTarget) {
+    super(`every seat of ${target.key} is taken`);
   }
 }

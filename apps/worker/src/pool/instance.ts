@@ -40,6 +40,8 @@ export interface PoolInstance {
   served: boolean;
   /** A stem cell's specialization: mounting the function's code, loading its handler. */
   specialize?: { mountMs: number; loadMs: number };
+  /** The cluster seat it holds (see SeatBook), until it is gone. */
+  seat?: { key: string; id: string } | undefined;
   /** What the instance prints goes here (capped after each call). */
   logPath?: string;
   resuming?: Promise<void>;
