@@ -7,6 +7,8 @@ import { complete, spansByName, startTracedEcho, type TracedEcho, type TraceJson
 // `npm test` fetches the kernel into its home and says where in HEARTH_VM_HOME; run alone, the test cache holds it.
 const vmHome = process.env.HEARTH_VM_HOME || '/tmp/hearth-test-cache';
 let echo: TracedEcho;
+/** The echo fixture's memoryMb (test/fixtures/functions/echo/hearth.yaml, or the default). */
+const SPEC_MEMORY_MB = 128;
 
 before(async () => {
   await fetchVmKernel({ home: vmHome });
@@ -43,4 +45,17 @@ test('isolation: vm serves a node function in a microVM, and its trace says vm a
   assert.equal(again.status, 200);
   assert.equal(again.headers.get('x-hearth-start'), 'warm');
   assert.equal(again.headers.get('x-hearth-instance'), res.headers.get('x-hearth-instance'));
+
+  // The worker's memory budget counts the guest's whole RAM, not just the function's limit.
+  type Held = { instances: { id: string; memoryMb: number }[]; workers: { memory: { usedMb: number } }[] };
+  const counted = (h: Held) => (h.instances[0]?.memoryMb ?? 0) > SPEC_MEMORY_MB;
+  let held = await echo.system<Held>(`/system/instances?function=${echo.fnName}`);
+  // Statuses are published in coalesced batches: the started instance's may trail a moment.
+  for (const deadline = Date.now() + 10_000; !counted(held) && Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 250));
+    held = await echo.system<Held>(`/system/instances?function=${echo.fnName}`);
+  }
+  assert.equal(held.instances.length, 1, JSON.stringify(held));
+  assert.ok(held.instances[0]!.memoryMb > SPEC_MEMORY_MB, `the vm instance counts ${held.instances[0]!.memoryMb} MB`);
+  assert.ok(held.workers[0]!.memory.usedMb >= held.instances[0]!.memoryMb, JSON.stringify(held.workers));
 });

@@ -42,6 +42,11 @@ export interface Sandbox {
   resume?(): Promise<void>;
   /** Between pause() and resume(). */
   readonly paused?: boolean;
+  /**
+   * Host memory the running instance can hold (MB) when that is more than its memory limit:
+   * a microVM's whole guest RAM. Known once start() has resolved.
+   */
+  readonly footprintMb?: number;
   /** Stem cells (created with `stemCell: true`): load one function into the running instance, once. */
   specialize?(opts: SpecializeOptions): Promise<{ mountMs: number; loadMs: number }>;
 }

@@ -374,6 +374,12 @@ export class InstancePool {
     const started = seated.then(() => this.opts.start(target, id)).then(
       ({ sandbox, startKind, specialize, logPath }) => {
         instance.sandbox = sandbox;
+        // A microVM holds its whole guest RAM, more than the function's limit: the budget counts that.
+        const extraMb = (sandbox.footprintMb ?? 0) - instance.memoryMb;
+        if (extraMb > 0) {
+          this.opts.budget.take(extraMb);
+          instance.memoryMb += extraMb;
+        }
         if (specialize) instance.specialize = specialize;
         if (logPath) instance.logPath = logPath;
         instance.id = sandbox.id;

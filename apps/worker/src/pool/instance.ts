@@ -26,7 +26,8 @@ export interface PoolInstance {
   readonly key: string;
   readonly functionName: string;
   readonly version: number;
-  readonly memoryMb: number;
+  /** What it counts in the worker's memory budget: its limit, or a microVM's whole guest RAM once started. */
+  memoryMb: number;
   readonly concurrency: number;
   readonly startedAt: number;
   sandbox?: Sandbox;

@@ -69,6 +69,11 @@ export class VmSandbox implements Sandbox {
   accel: VmAccel | undefined;
   /** The guest's RAM: the memory limit + the unpacked image + the kernel's share. */
   vmMemoryMb = 0;
+
+  /** The guest's RAM: all of it is the host's to give, whatever the function uses. */
+  get footprintMb(): number {
+    return this.vmMemoryMb;
+  }
   /**
    * Where the last start() spent its time (ms): the initramfs (0-ish when cached; `initramfsBuilt`
    * says whether it was packed now), the accelerator probe, qemu until its socket accepts, and the
