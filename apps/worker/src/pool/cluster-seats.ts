@@ -50,6 +50,7 @@ export class ClusterSeats implements SeatBook {
     private readonly redis: Redis,
     private readonly queuePrefix: string,
     private readonly workerId: string,
+    private readonly freshSeatMs = FRESH_SEAT_MS,
   ) {
     // The status key with the worker id cut out: `<prefix>:worker:` + id + `:status`.
     const key = workerStatusKey(queuePrefix, '\u0000');
@@ -61,7 +62,7 @@ export class ClusterSeats implements SeatBook {
   }
 
   async reserve(versionKey: string, instanceId: string, max: number): Promise<boolean> {
-    const got = await this.redis.eval(RESERVE, 1, this.key(versionKey), instanceId, this.workerId, max, Date.now(), this.statusPrefix, this.statusSuffix, FRESH_SEAT_MS);
+    const got = await this.redis.eval(RESERVE, 1, this.key(versionKey), instanceId, this.workerId, max, Date.now(), this.statusPrefix, this.statusSuffix, this.freshSeatMs);
     return got === 1;
   }
 
