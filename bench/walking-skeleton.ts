@@ -54,9 +54,20 @@ try {
   // Image pull and unpack happen once per worker; take them out of the cold numbers.
   await fetch(url(coldFn), { method: 'POST', body: 'warmup' }).then((r) => r.text());
 
+  const noInstances = async (name: string) => {
+    for (const deadline = Date.now() + 30_000; ; ) {
+      const res = await fetch(`${stack.gatewayUrl}/system/instances?function=${name}`, { headers: stack.authHeaders });
+      if (((await res.json()) as { instances: unknown[] }).instances.length === 0) return;
+      if (Date.now() > deadline) throw new Error(`instances of ${name} were not released within 30 s`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+
   step('cold calls');
   const cold: number[] = [];
   for (let i = 0; i < N; i++) {
+    // The last call's instance is kept a moment (50 ms) before it stops: a cold call starts from nothing.
+    await noInstances(coldFn);
     let start = '';
     cold.push(
       await timed(async () => {
