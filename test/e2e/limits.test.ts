@@ -9,85 +9,39 @@
  * Needs root, runc, iproute2, gcc, Redis, Postgres and the registry.
  * Run: cd /work/main && node --import tsx --test test/e2e/limits.test.ts
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { promisify } from 'node:util';
-import { createTestDatabase, cleanupRegistry, testEnv, uniquePrefix, type TestDatabase } from '../helpers/services.ts';
-import { REPO_ROOT, runCli, startStack, type TestStack } from '../helpers/stack.ts';
+import { useAttackerStack } from '../helpers/attacker-stack.ts';
 
 const exec = promisify(execFile);
-const prefix = uniquePrefix('limits');
-
-let db: TestDatabase | undefined;
-let stack: TestStack | undefined;
-let workdir: string | undefined;
 const servers: net.Server[] = [];
 
 const FUNCTIONS = {
   few: 'memoryMb: 256\ncpu: 1\ntimeoutMs: 30000\npids: 32',
   out: 'memoryMb: 256\ncpu: 1\ntimeoutMs: 30000\npids: 32\negress: true',
 } as const;
-type Fn = keyof typeof FUNCTIONS;
-const fnName = (fn: Fn) => `${prefix}-${fn}`;
-
-before(async () => {
-  db = await createTestDatabase(prefix.replaceAll('-', '_'));
-  stack = await startStack({ prefix, databaseUrl: db.url, env: { HEARTH_STEM_CELLS: '1', HEARTH_WORKER_MEMORY_MB: '2000' } });
-  const root = await fs.mkdtemp(path.join(os.tmpdir(), `${prefix}-src-`));
-  workdir = root;
-  const fixture = path.join(REPO_ROOT, 'test/fixtures/functions/attacker');
-  const so = path.join(root, 'syscalls.so');
-  await exec('gcc', ['-O1', '-Wall', '-shared', '-fPIC', '-o', so, path.join(fixture, 'syscalls.c')]);
-  for (const fn of Object.keys(FUNCTIONS) as Fn[]) {
-    const name = fnName(fn);
-    const dir = path.join(root, name);
-    await fs.cp(fixture, dir, { recursive: true });
-    await fs.copyFile(so, path.join(dir, 'syscalls.so'));
-    await fs.writeFile(path.join(dir, 'hearth.yaml'), `name: ${name}\nruntime: node\nhandler: index.js\n${FUNCTIONS[fn]}\n`);
-    const res = await runCli(['deploy', name], { cwd: root, env: { ...stack.env, HEARTH_REGISTRY: testEnv().registry } });
-    assert.equal(res.code, 0, `deploy ${name}: ${res.stderr}`);
-  }
+const attackers = useAttackerStack({
+  name: 'limits',
+  functions: FUNCTIONS,
+  env: { HEARTH_STEM_CELLS: '1', HEARTH_WORKER_MEMORY_MB: '2000' },
+  async afterStop() {
+    for (const s of servers) s.close();
+    // the worker's stop released its instances: no namespace or veth of this stack is left
+    assert.deepEqual(await egressLeftovers(), []);
+  },
 });
-
-after(async () => {
-  for (const s of servers) s.close();
-  if (process.env.HEARTH_TEST_DEBUG) console.log(stack?.gateway.output(), stack?.worker.output());
-  await stack?.stopApps();
-  // the worker's stop released its instances: no namespace or veth of this stack is left
-  assert.deepEqual(await egressLeftovers(), []);
-  await cleanupRegistry(`fn/${prefix}`).catch((err) => console.error('registry cleanup:', err));
-  await db?.drop();
-  if (stack) await fs.rm(stack.home, { recursive: true, force: true });
-  if (workdir) await fs.rm(workdir, { recursive: true, force: true });
-});
-
-interface Answer {
-  status: number;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  body: any;
-  text: string;
-  instance: string | null;
-  start: string | null;
-}
-
-async function call(fn: Fn, attack: string, query = ''): Promise<Answer> {
-  const res = await fetch(`${stack!.gatewayUrl}/function/${fnName(fn)}/${attack}${query ? `?${query}` : ''}`);
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // plain text
-  }
-  assert.equal(res.status, 200, `${attack}: ${text}`);
-  return { status: res.status, body, text, instance: res.headers.get('x-hearth-instance'), start: res.headers.get('x-hearth-start') };
-}
+const { prefix } = attackers;
+/** Each of these attacks answers 200. */
+const call = async (fn: keyof typeof FUNCTIONS, attack: string, query = '') => {
+  const answer = await attackers.call(fn, attack, query);
+  assert.equal(answer.status, 200, `${attack}: ${answer.text}`);
+  return answer;
+};
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -99,7 +53,7 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
 
 async function stemCellReady(): Promise<void> {
   await waitFor('a ready stem cell', async () => {
-    const res = await fetch(`${stack!.gatewayUrl}/system/instances`, { headers: stack!.authHeaders });
+    const res = await fetch(`${attackers.stack.gatewayUrl}/system/instances`, { headers: attackers.stack.authHeaders });
     const body = (await res.json()) as { workers: { stemCells: Record<string, { ready: number }> }[] };
     return body.workers.some((w) => (w.stemCells.node?.ready ?? 0) > 0);
   });

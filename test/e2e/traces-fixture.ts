@@ -4,28 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { cleanupRegistry, createTestDatabase, deleteRedisPrefix, testEnv, uniquePrefix, type TestDatabase } from '../helpers/services.ts';
 import { REPO_ROOT, runCli, startStack, type TestStack } from '../helpers/stack.ts';
+import type { TraceInfo, TraceSpan } from '@hearth/core';
 
-/** A span as /system/traces answers it. */
-export interface SpanJson {
-  spanId: string;
-  parentSpanId: string | null;
-  name: string;
-  service: string;
-  startUs: number;
-  offsetUs: number;
-  durationUs: number;
-  depth: number;
-  status: string;
-  statusMessage: string | null;
-  attributes: Record<string, unknown>;
-}
-export interface TraceJson {
-  traceId: string;
-  functionName: string | null;
-  durationUs: number;
-  start: string | null;
-  spans: SpanJson[];
-}
+/** A span and a trace as /system/traces answers them: the contract in @hearth/core. */
+export type SpanJson = TraceSpan;
+export type TraceJson = TraceInfo;
 
 export const COLD_PHASES = ['image.pull', 'image.unpack', 'sandbox.create', 'sandbox.start', 'sandbox.ready'];
 

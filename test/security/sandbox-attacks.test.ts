@@ -8,7 +8,7 @@
  * Run: cd /work/main && node --import tsx --test test/security/sandbox-attacks.test.ts
  */
 import { runcIds as listRuncIds } from '../runtime/fixtures.ts';
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -18,16 +18,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { cleanupRegistry, createTestDatabase, testEnv, uniquePrefix, type TestDatabase } from '../helpers/services.ts';
-import { REPO_ROOT, runCli, startStack, type TestStack } from '../helpers/stack.ts';
+import { REPO_ROOT } from '../helpers/stack.ts';
+import { useAttackerStack } from '../helpers/attacker-stack.ts';
 
 const exec = promisify(execFile);
-const prefix = uniquePrefix('attack');
-
-let db: TestDatabase | undefined;
-let stack: TestStack | undefined;
-let workdir: string | undefined;
-
 /** One function per set of limits; all run the attacker fixture. */
 const FUNCTIONS = {
   main: 'memoryMb: 256\ncpu: 1\ntimeoutMs: 20000',
@@ -39,68 +33,8 @@ const FUNCTIONS = {
   swap: 'memoryMb: 128\ncpu: 0.5\ntimeoutMs: 5000',
 } as const;
 type Fn = keyof typeof FUNCTIONS;
-const fnName = (fn: Fn) => `${prefix}-${fn}`;
-
-before(async () => {
-  db = await createTestDatabase(prefix.replaceAll('-', '_'));
-  stack = await startStack({ prefix, databaseUrl: db.url, env: { HEARTH_STEM_CELLS: '0' } });
-  const root = await fs.mkdtemp(path.join(os.tmpdir(), `${prefix}-src-`));
-  workdir = root;
-  const fixture = path.join(REPO_ROOT, 'test/fixtures/functions/attacker');
-  // one build of the native probe, shipped in every function
-  const so = path.join(root, 'syscalls.so');
-  await exec('gcc', ['-O1', '-Wall', '-shared', '-fPIC', '-o', so, path.join(fixture, 'syscalls.c')]);
-  await Promise.all(
-    (Object.keys(FUNCTIONS) as Fn[]).map(async (fn) => {
-      const name = fnName(fn);
-      const dir = path.join(root, name);
-      await fs.cp(fixture, dir, { recursive: true });
-      await fs.copyFile(so, path.join(dir, 'syscalls.so'));
-      await fs.writeFile(path.join(dir, 'hearth.yaml'), `name: ${name}\nruntime: node\nhandler: index.js\n${FUNCTIONS[fn]}\n`);
-      const res = await runCli(['deploy', name], { cwd: root, env: { ...stack!.env, HEARTH_REGISTRY: testEnv().registry } });
-      assert.equal(res.code, 0, `deploy ${name}: ${res.stderr}`);
-    }),
-  );
-});
-
-after(async () => {
-  if (process.env.HEARTH_TEST_DEBUG) console.log(stack?.gateway.output(), stack?.worker.output());
-  await stack?.stopApps();
-  await cleanupRegistry(`fn/${prefix}`).catch((err) => console.error('registry cleanup:', err));
-  await db?.drop();
-  if (stack) await fs.rm(stack.home, { recursive: true, force: true });
-  if (workdir) await fs.rm(workdir, { recursive: true, force: true });
-});
-
-interface Answer {
-  status: number;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  body: any;
-  text: string;
-  instance: string | null;
-  start: string | null;
-}
-
-/** Calls `/function/<fn>/<attack>`; the body is parsed as JSON when it is JSON. */
-async function call(fn: Fn, attack: string, query: string | URLSearchParams = ''): Promise<Answer> {
-  const q = query.toString();
-  const res = await fetch(`${stack!.gatewayUrl}/function/${fnName(fn)}/${attack}${q ? `?${q}` : ''}`);
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // a plain text answer
-  }
-  return { status: res.status, body, text: text.length > 2000 ? `${text.slice(0, 2000)}…` : text, instance: res.headers.get('x-hearth-instance'), start: res.headers.get('x-hearth-start') };
-}
-
-/** The attack answered 200; returns what it reported. */
-async function attack(fn: Fn, name: string, query: string | URLSearchParams = ''): Promise<Answer['body']> {
-  const answer = await call(fn, name, query);
-  assert.equal(answer.status, 200, `${name}: ${answer.text}`);
-  return answer.body;
-}
+const attackers = useAttackerStack({ name: 'attack', functions: FUNCTIONS, env: { HEARTH_STEM_CELLS: '0' } });
+const { prefix, fnName, call, attack } = attackers;
 
 /** The host still forks, and a function's instance still answers. */
 async function assertHostFine(fn: Fn = 'main'): Promise<void> {
@@ -141,7 +75,7 @@ test('filesystem: root and code are read-only, host files and secrets are out of
   // a file only the host has, in a folder the image has too
   const hostOnly = `/root/${prefix}-host-only`;
   await fs.writeFile(hostOnly, 'host only');
-  const hostPaths = [stack!.home, REPO_ROOT, hostOnly, '/etc/shadow-', '/var/run/docker.sock', '/run/containerd'];
+  const hostPaths = [attackers.stack.home, REPO_ROOT, hostOnly, '/etc/shadow-', '/var/run/docker.sock', '/run/containerd'];
   const fsr = await attack('main', 'fs', new URLSearchParams(hostPaths.map((p): [string, string] => ['host', p]))).finally(() => fs.rm(hostOnly, { force: true }));
 
   const { env: _env, pid1Environ: _environ, ...shown } = fsr;
@@ -154,7 +88,7 @@ test('filesystem: root and code are read-only, host files and secrets are out of
   for (const p of hostPaths) assert.equal(fsr.hostPaths[p], false, `${p} is visible inside`);
 
   // no host secret reaches the function: neither in its env nor in pid 1's (its own bootstrap)
-  const secrets = [stack!.apiKey, db!.url, db!.name, 'DATABASE_URL', 'REDIS_URL', 'HEARTH_API_KEY'];
+  const secrets = [attackers.stack.apiKey, attackers.db.url, attackers.db.name, 'DATABASE_URL', 'REDIS_URL', 'HEARTH_API_KEY'];
   const seen = JSON.stringify({ env: fsr.env, environ: fsr.pid1Environ });
   for (const s of secrets) assert.ok(!seen.includes(s), `the function sees ${s.slice(0, 12)}…`);
   assert.ok(fsr.pids <= 3, `${fsr.pids} processes visible in /proc: the host's?`);
@@ -252,7 +186,7 @@ test('invoke socket: a function that swaps its socket for a symlink cannot send 
     // the function drops the worker's kept-alive connection: the next call connects anew
     await new Promise((resolve) => setTimeout(resolve, 1000));
     // what a caller would send to, say, a container engine's socket
-    const res = await fetch(`${stack!.gatewayUrl}/function/${fnName('swap')}/v1.41/containers/create`, { method: 'POST', body: '{"Image":"x"}' });
+    const res = await fetch(`${attackers.stack.gatewayUrl}/function/${fnName('swap')}/v1.41/containers/create`, { method: 'POST', body: '{"Image":"x"}' });
     const next = { status: res.status, text: await res.text() };
     console.log('the call after the swap:', next.status, next.text, seen);
     assert.equal(hostHits, 0, `the worker followed the function's symlink to the host socket ${target} and sent ${seen.join(', ')}; the caller got ${next.status} "${next.text}"`);
@@ -266,7 +200,7 @@ test('invoke socket: a function that swaps its socket for a symlink cannot send 
 // ------------------------------------------------------------------ network
 
 test('network: only its own loopback; the host\'s loopback services, its address and its abstract sockets are unreachable', async () => {
-  const gatewayPort = Number(new URL(stack!.gatewayUrl).port);
+  const gatewayPort = Number(new URL(attackers.stack.gatewayUrl).port);
   const ports = [gatewayPort, 6379, 5432, 5000];
   // what the host has: the same ports answer here, an abstract socket counts connections
   for (const port of ports) {
@@ -364,7 +298,7 @@ test('response size: a 20 MB answer is a 502 naming the 6 MB limit; the same ins
 test('logs: 50 MB printed to stdout does not keep 50 MB of logs on the host', async () => {
   const r = await call('logs', 'logs', 'mb=50');
   assert.equal(r.status, 200, r.text);
-  const dir = path.join(stack!.home, 'logs', fnName('logs'));
+  const dir = path.join(attackers.stack.home, 'logs', fnName('logs'));
   let total = 0;
   for (const f of await fs.readdir(dir)) total += (await fs.stat(path.join(dir, f))).size;
   console.log(`logs kept for 50 MB printed: ${(total / 1024 / 1024).toFixed(1)} MB in ${dir}`);
