@@ -49,3 +49,17 @@ export async function timed(fn: () => Promise<unknown>, onHang: () => string = (
   }
   return performance.now() - t0;
 }
+
+/**
+ * Until no worker reports an instance of `name` (GET /system/instances): the next call starts
+ * one from nothing. `onHang` adds what to show when it never happens.
+ */
+export async function waitForNoInstances(gatewayUrl: string, headers: Record<string, string>, name: string, onHang: () => string = () => ''): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const res = await fetch(`${gatewayUrl}/system/instances?function=${name}`, { headers });
+    if (((await res.json()) as { instances: unknown[] }).instances.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`instances of ${name} were not released within 30 s\n${onHang()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

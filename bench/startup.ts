@@ -13,10 +13,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseReference, RegistryClient } from '@hearth/oci';
 import { cleanupInstances, cleanupVmInstances } from '@hearth/runtime';
 import { fetchVmKernel } from '../infra/images/vm-kernel.ts';
-import { createTestDatabase, deleteRedisPrefix, testEnv, uniquePrefix } from '../test/helpers/services.ts';
+import { cleanupRegistry, createTestDatabase, deleteRedisPrefix, testEnv, uniquePrefix } from '../test/helpers/services.ts';
 import { runCli, startStack } from '../test/helpers/stack.ts';
 
 const N = Number(process.argv[process.argv.indexOf('-n') + 1]) || 10;
@@ -112,10 +111,7 @@ Raw spans of every start: startup.json. Run it again with \`npx tsx bench/startu
   await stack.stopApps();
   await cleanupVmInstances(stack.home, `${prefix}-`);
   await cleanupInstances(stack.home, `${prefix}-`);
-  if (pushed) {
-    const r = parseReference(pushed);
-    await new RegistryClient({ registry: r.registry, insecure: true }).deleteManifest(r.repository, r.digest!).catch(() => {});
-  }
+  await cleanupRegistry(`fn/${prefix}`, pushed ? [pushed] : []).catch(() => {});
   await db.drop();
   await deleteRedisPrefix(prefix);
   await fs.rm(stack.home, { recursive: true, force: true });

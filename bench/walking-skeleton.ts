@@ -8,12 +8,11 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseReference, RegistryClient } from '@hearth/oci';
 import { cleanupInstances } from '@hearth/runtime';
-import { createTestDatabase, deleteRedisPrefix, testEnv, uniquePrefix } from '../test/helpers/services.ts';
+import { cleanupRegistry, createTestDatabase, deleteRedisPrefix, testEnv, uniquePrefix } from '../test/helpers/services.ts';
 import { runCli, startStack } from '../test/helpers/stack.ts';
 import { directSocketFloor, prepareFloorImage, runcRunFloor } from './floors.ts';
-import { machineLine, ms, summary, timed as timedCall, writeResult } from './lib.ts';
+import { machineLine, ms, summary, timed as timedCall, waitForNoInstances, writeResult } from './lib.ts';
 
 const N = Number(process.argv[process.argv.indexOf('-n') + 1]) || 30;
 const WARM_N = Math.max(200, N);
@@ -54,20 +53,11 @@ try {
   // Image pull and unpack happen once per worker; take them out of the cold numbers.
   await fetch(url(coldFn), { method: 'POST', body: 'warmup' }).then((r) => r.text());
 
-  const noInstances = async (name: string) => {
-    for (const deadline = Date.now() + 30_000; ; ) {
-      const res = await fetch(`${stack.gatewayUrl}/system/instances?function=${name}`, { headers: stack.authHeaders });
-      if (((await res.json()) as { instances: unknown[] }).instances.length === 0) return;
-      if (Date.now() > deadline) throw new Error(`instances of ${name} were not released within 30 s`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-
   step('cold calls');
   const cold: number[] = [];
   for (let i = 0; i < N; i++) {
     // The last call's instance is kept a moment (50 ms) before it stops: a cold call starts from nothing.
-    await noInstances(coldFn);
+    await waitForNoInstances(stack.gatewayUrl, stack.authHeaders, coldFn);
     let start = '';
     cold.push(
       await timed(async () => {
@@ -130,10 +120,7 @@ Run it again with \`npx tsx bench/walking-skeleton.ts -n 30\` (needs the local s
   // Whatever a failed run left: the workers' and the floors' containers and mounts.
   await cleanupInstances(stack.home, `${prefix}-`);
   await cleanupInstances(path.join(work, 'floor-home'), `${prefix}-`);
-  for (const ref of pushed) {
-    const r = parseReference(ref);
-    await new RegistryClient({ registry: r.registry, insecure: true }).deleteManifest(r.repository, r.digest!).catch(() => {});
-  }
+  await cleanupRegistry(`fn/${prefix}`, pushed).catch(() => {});
   await db.drop();
   await deleteRedisPrefix(prefix);
   await fs.rm(stack.home, { recursive: true, force: true });

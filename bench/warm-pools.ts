@@ -9,12 +9,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { SPANS } from '@hearth/core/telemetry';
-import { parseReference, RegistryClient } from '@hearth/oci';
 import { cleanupInstances } from '@hearth/runtime';
-import { createTestDatabase, deleteRedisPrefix, testEnv, uniquePrefix } from '../test/helpers/services.ts';
+import { cleanupRegistry, createTestDatabase, deleteRedisPrefix, testEnv, uniquePrefix } from '../test/helpers/services.ts';
 import { runCli, startApp, startStack, type AppProcess } from '../test/helpers/stack.ts';
 import { directSocketFloor, prepareFloorImage, runcRunFloor } from './floors.ts';
-import { machineLine, ms, summary, timed, writeResult } from './lib.ts';
+import { machineLine, ms, summary, timed, waitForNoInstances, writeResult } from './lib.ts';
 
 const N = Number(process.argv[process.argv.indexOf('-n') + 1]) || 30;
 const WARM_N = Math.max(N, 100);
@@ -111,15 +110,6 @@ async function instancesByWorker(name: string): Promise<Record<string, number>> 
   return counts;
 }
 
-/** Until no worker reports an instance of `name`: the next call starts one from nothing. */
-async function noInstances(name: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Object.keys(await instancesByWorker(name)).length > 0) {
-    if (Date.now() > deadline) throw new Error(`instances of ${name} were not released within 30 s\n${hangReport()}`);
-    await sleep(20);
-  }
-}
-
 /** Epoch ms around a phase's calls, to find their traces in the span store. */
 type Window = { fn: string; from: number; to: number; n: number };
 
@@ -175,7 +165,7 @@ try {
   if ((await worker.stop()) !== 0) throw new Error(`worker did not stop cleanly:\n${worker.output().slice(-3000)}`);
   worker = await startApp('worker', { ...stack.env, HEARTH_STEM_CELLS: '0' }, /worker ready/);
   await call(oneShot);
-  const cold = await phase('cold', oneShot, N, () => series(oneShot, N, 'cold', () => noInstances(oneShot)));
+  const cold = await phase('cold', oneShot, N, () => series(oneShot, N, 'cold', () => waitForNoInstances(stack.gatewayUrl, stack.authHeaders, oneShot, hangReport)));
 
   step(`two workers: ${BURSTS} bursts of ${BURST_SIZE} after ${IDLE_MS + 500} ms idle, then a stream of ${STREAM}`);
   // Both workers as deployed by default: one node stem cell each.
@@ -301,10 +291,7 @@ Run it again with \`npx tsx bench/warm-pools.ts -n 30\`.
   // Whatever a failed run left: the workers' and the floors' containers and mounts.
   await cleanupInstances(stack.home, `${prefix}-`);
   await cleanupInstances(path.join(work, 'floor-home'), `${prefix}-`);
-  for (const ref of pushed) {
-    const r = parseReference(ref);
-    await new RegistryClient({ registry: r.registry, insecure: true }).deleteManifest(r.repository, r.digest!).catch(() => {});
-  }
+  await cleanupRegistry(`fn/${prefix}`, pushed).catch(() => {});
   await db.drop();
   await deleteRedisPrefix(prefix);
   await fs.rm(stack.home, { recursive: true, force: true });
