@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
@@ -7,10 +8,13 @@ const KEEP_BYTES = 1024 * 1024;
 /**
  * Keeps an instance's log under `maxBytes` on the host: runc's container writes to the file
  * directly (O_APPEND), so nothing else limits it. Past the cap, the newest megabyte moves to
- * `<log>.1` and the log starts again with a line saying so. Cheap when under the cap: one stat.
+ * `<log>.1` and the log starts again with a line saying so. Cheap when under the cap: one stat,
+ * made synchronously: it runs after every call, and through libuv's thread pool it cost the
+ * worker more CPU (a thread hand-off each way) than the syscall itself, ~8% of its time
+ * under a steady queue (bench/queue-throughput.ts).
  */
 export async function capLog(logPath: string, maxBytes: number): Promise<void> {
-  const size = (await fs.stat(logPath).catch(() => undefined))?.size ?? 0;
+  const size = statSync(logPath, { throwIfNoEntry: false })?.size ?? 0;
   if (size <= maxBytes) return;
   const handle = await fs.open(logPath, 'r');
   try {
