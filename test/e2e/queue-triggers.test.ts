@@ -16,6 +16,7 @@ import {
   deployJobsFixture,
   json,
   putFunction,
+  readBatchSizes,
   readRuns,
   sleep,
   startExtraWorker,
@@ -28,6 +29,8 @@ const fnName = `${prefix}-fn`;
 const otherName = `${prefix}-other`;
 const queueName = `${prefix}-orders`;
 const movedName = `${prefix}-moved`;
+const batchFn = `${prefix}-batch`;
+const batchQueueName = `${prefix}-batched`;
 const BACKOFF_MS = 400;
 const TIMEOUT_MS = 4000;
 
@@ -76,6 +79,7 @@ after(async () => {
   await deleteRedisPrefix(prefix);
   await deleteTriggerQueue(queueName);
   await deleteTriggerQueue(movedName);
+  await deleteTriggerQueue(batchQueueName);
   if (stack && !process.env.HEARTH_TEST_DUMP) await fs.rm(stack.home, { recursive: true, force: true });
   if (extra && !process.env.HEARTH_TEST_DUMP) await fs.rm(extra.home, { recursive: true, force: true });
   if (workdir) await fs.rm(workdir, { recursive: true, force: true });
@@ -178,6 +182,67 @@ test('a queue triggers one function: a second binding is refused with 409', asyn
   });
   assert.equal(res.status, 409);
   assert.match((await json(res)).error, /already triggers function/);
+});
+
+test('with batchSize, jobs that arrive together share calls as one CloudEvents batch, and each completes with its own result', async () => {
+  await putFunction(stack, image, {
+    name: batchFn,
+    timeoutMs: TIMEOUT_MS,
+    triggers: [{ queue: batchQueueName, batchSize: 5, concurrency: 1, attempts: 2, backoff: { type: 'fixed', delay: BACKOFF_MS } }],
+  });
+  const batched = new Queue(batchQueueName, { connection });
+  const batchEvents = new QueueEvents(batchQueueName, { connection });
+  try {
+    // Twenty jobs waited on at once: more listeners than EventEmitter's default warns about.
+    batchEvents.setMaxListeners(50);
+    await batchEvents.waitUntilReady();
+    await waitForConsumers(batched, 1);
+    const jobs = await batched.addBulk(Array.from({ length: 20 }, (_, n) => ({ name: 'item', data: { n } })));
+    const values = await Promise.all(jobs.map((j) => j.waitUntilFinished(batchEvents, 30_000)));
+    values.forEach((v, n) => {
+      assert.deepEqual(v.received, { n }, 'its own event\'s data');
+      assert.deepEqual(v.ce, { id: jobs[n]!.id, type: 'dev.hearth.queue.job', source: batchQueueName, specversion: '1.0' });
+      assert.equal(v.count, 1);
+    });
+    const sizes = await readBatchSizes([stack.home], batchFn);
+    assert.equal(sizes.reduce((a, b) => a + b, 0), 20, 'every job was sent once');
+    assert.ok(Math.max(...sizes) <= 5, `no batch above batchSize: ${sizes}`);
+    assert.ok(sizes.length < 20, `jobs shared calls: ${sizes}`);
+    const call = await waitFor('the call record', async () => {
+      const c = await getCall(`${batchQueueName}:${jobs[7]!.id}`);
+      return c.status === 'succeeded' ? c : undefined;
+    });
+    assert.deepEqual(call.result.returnValue, values[7]);
+
+    // Lambda's batchItemFailures: the events named fail this attempt and are retried; the rest complete once.
+    const [flaky, fine, doomed] = await batched.addBulk([
+      { name: 'flaky', data: { failTimes: 1 } },
+      { name: 'fine', data: { plain: true } },
+      { name: 'doomed', data: { failTimes: 5 } },
+    ]);
+    // (An event that succeeds beside a failure has no return value: the answer lists only failures.)
+    await flaky!.waitUntilFinished(batchEvents, 30_000);
+    await fine!.waitUntilFinished(batchEvents, 30_000);
+    await assert.rejects(doomed!.waitUntilFinished(batchEvents, 30_000), /failing on purpose: run 2 of 5/);
+    const runsOf = async (job: Job) => (await readRuns([stack.home], batchFn)).filter((r) => r.key === job.id).map((r) => r.count);
+    assert.deepEqual(await runsOf(flaky!), [1, 2], 'failed once, then succeeded');
+    assert.deepEqual(await runsOf(fine!), [1], 'a completed event is not run again with its batch');
+    assert.deepEqual(await runsOf(doomed!), [1, 2]);
+    assert.equal((await Job.fromId(batched, fine!.id!))!.attemptsMade, 1);
+    assert.equal((await Job.fromId(batched, flaky!.id!))!.attemptsMade, 2);
+    const failed = await waitFor('the failed record', async () => {
+      const c = await getCall(`${batchQueueName}:${doomed!.id}`);
+      return c.status === 'failed' ? c : undefined;
+    });
+    assert.equal(failed.attempts, 2);
+
+    // An answer that does not fit the batch fails all of it, saying why.
+    const bad = await batched.add('bad', { badBatch: true });
+    await assert.rejects(bad.waitUntilFinished(batchEvents, 30_000), /answered a batch of 1 event with an array of 0 results/);
+  } finally {
+    await batchEvents.close();
+    await batched.close();
+  }
 });
 
 test('a worker SIGKILLed mid-job leaves the job to the stalled check; it completes on the other worker, once', async () => {

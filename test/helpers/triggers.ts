@@ -90,6 +90,19 @@ export interface RunLine {
   home: string;
 }
 
+/** The size of each batch the `jobs` fixture got (its `batch <size> <pid>` lines), across the given worker homes. */
+export async function readBatchSizes(homes: string[], fnName: string): Promise<number[]> {
+  const sizes: number[] = [];
+  for (const home of homes) {
+    const dir = path.join(home, 'logs', fnName);
+    for (const f of await fs.readdir(dir).catch(() => [] as string[])) {
+      const text = await fs.readFile(path.join(dir, f), 'utf8').catch(() => '');
+      for (const m of text.matchAll(/^batch (\d+) \d+$/gm)) sizes.push(Number(m[1]));
+    }
+  }
+  return sizes;
+}
+
 /** Every `run <key> <pid> <count>` line the function printed, across the given worker homes. */
 export async function readRuns(homes: string[], fnName: string): Promise<RunLine[]> {
   const runs: RunLine[] = [];

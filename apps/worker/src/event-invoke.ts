@@ -60,5 +60,57 @@ export function failureMessage(functionName: string, r: InvokeResult): string {
   return `function "${functionName}" answered ${r.status}${snippet ? `: ${snippet}` : ''}`;
 }
 
+const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
+/** How one event (a queue job) came out of a call: a return value, or why the attempt failed. */
+export type EventAnswer =
+  | { ok: true; returnValue: unknown; httpStatus: number; durationMs: number }
+  | { ok: false; message: string; httpStatus: number; durationMs: number };
+
+/** A call that carried one event: 2xx is its return value, anything else a failed attempt. */
+export function eventAnswer(functionName: string, r: InvokeResult): EventAnswer {
+  const { status: httpStatus, durationMs } = r;
+  return isSuccess(r) ? { ok: true, returnValue: decodeBody(r), httpStatus, durationMs } : { ok: false, message: failureMessage(functionName, r), httpStatus, durationMs };
+}
+
+/**
+ * A call that carried a batch of events (ids in the order sent). A failed call fails every
+ * event. A 2xx answer is read as:
+ * - a JSON array with one entry per event, in order: each entry is that event's return value;
+ * - `{ "batchItemFailures": [{ "itemIdentifier": id, "message"? }] }` (Lambda's shape): those
+ *   events failed this attempt, the others succeeded with no return value;
+ * - anything else: every event succeeded, with the body as its return value.
+ * An array of another length or a failure naming an id not in the batch fails the whole
+ * batch: guessing which events ran could lose one.
+ */
+export function batchAnswers(functionName: string, r: InvokeResult, ids: string[]): EventAnswer[] {
+  const { status: httpStatus, durationMs } = r;
+  const fail = (message: string): EventAnswer[] => ids.map(() => ({ ok: false, message, httpStatus, durationMs }));
+  if (!isSuccess(r)) return fail(failureMessage(functionName, r));
+  const body = decodeBody(r);
+  const shapes = 'one result per event, in order, or { "batchItemFailures": [{ "itemIdentifier": "<event id>" }] }';
+  if (Array.isArray(body)) {
+    if (body.length !== ids.length) {
+      return fail(`function "${functionName}" answered a batch of ${plural(ids.length, 'event')} with an array of ${plural(body.length, 'result')}: return ${shapes}`);
+    }
+    return body.map((returnValue) => ({ ok: true, returnValue, httpStatus, durationMs }));
+  }
+  const failures = (body as { batchItemFailures?: unknown } | null)?.batchItemFailures;
+  if (Array.isArray(failures)) {
+    const failed = new Map<string, string>();
+    for (const f of failures as { itemIdentifier?: unknown; message?: unknown }[]) {
+      const id = f?.itemIdentifier;
+      if (typeof id !== 'string' || !ids.includes(id)) {
+        return fail(`function "${functionName}" reported a failure of ${JSON.stringify(id ?? null)}, which is not an event id of its batch: return ${shapes}`);
+      }
+      failed.set(id, typeof f.message === 'string' && f.message ? f.message : `function "${functionName}" reported event ${id} as failed`);
+    }
+    return ids.map((id) =>
+      failed.has(id) ? { ok: false, message: failed.get(id)!, httpStatus, durationMs } : { ok: true, returnValue: null, httpStatus, durationMs },
+    );
+  }
+  return ids.map(() => ({ ok: true, returnValue: body, httpStatus, durationMs }));
+}
+
 /** What `calls` keeps of an HTTP-shaped result. */
 export const storedResult = (r: InvokeResult) => ({ status: r.status, headers: r.headers, bodyBase64: r.bodyBase64 });

@@ -23,6 +23,11 @@ const triggerSchema = z.union([
       .object({ type: z.enum(['fixed', 'exponential']), delay: z.number().int().min(0) })
       .optional(),
     concurrency: z.number().int().min(1).max(1000).optional(),
+    /**
+     * Up to this many jobs per call, as one CloudEvents batch (Lambda's batch size for
+     * queues). Absent or 1: one job per call.
+     */
+    batchSize: z.number().int().min(1).max(100).optional(),
   }).strict(),
   z.object({
     // 5 fields, or 6 with seconds first (BullMQ's cron-parser reads both).

@@ -60,6 +60,32 @@ export function cloudEventHeaders(e: { id: string; type: string; source: string;
   };
 }
 
+/** CloudEvents 1.0 batched content mode: the body is a JSON array of events in structured form. */
+export const CLOUDEVENT_BATCH_CONTENT_TYPE = 'application/cloudevents-batch+json';
+
+/** One event of a batch: CloudEvents 1.0 JSON format, the job data as `data`. */
+export interface StructuredCloudEvent {
+  specversion: '1.0';
+  id: string;
+  type: string;
+  source: string;
+  time: string;
+  datacontenttype: 'application/json';
+  data: unknown;
+}
+
+export function structuredCloudEvent(e: { id: string; type: string; source: string; time?: Date; data: unknown }): StructuredCloudEvent {
+  return {
+    specversion: '1.0',
+    id: e.id,
+    type: e.type,
+    source: e.source,
+    time: (e.time ?? new Date()).toISOString(),
+    datacontenttype: 'application/json',
+    data: e.data ?? null,
+  };
+}
+
 /** Where an async call, queue job or cron tick stands; kept in Postgres (`calls`). */
 export const CALL_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'expired'] as const;
 export type CallStatus = (typeof CALL_STATUSES)[number];
