@@ -89,10 +89,25 @@ export const functionSpecSchema = z
 export type FunctionSpec = z.output<typeof functionSpecSchema>;
 export type FunctionSpecInput = z.input<typeof functionSpecSchema>;
 
+type Issue = z.core.$ZodIssue;
+
+/**
+ * Where a value matched none of a union's shapes (a trigger is a queue or a cron), the
+ * shape it missed by the least says what is wrong: `triggers.0.batchSize: Invalid input:
+ * expected int`, not `triggers.0: Invalid input`.
+ */
+function closestIssue(issue: Issue): Issue {
+  if (issue.code !== 'invalid_union' || issue.errors.length === 0) return issue;
+  const branch = [...issue.errors].sort((a, b) => a.length - b.length)[0]!;
+  const inner = branch[0];
+  return inner ? closestIssue({ ...inner, path: [...issue.path, ...inner.path] } as Issue) : issue;
+}
+
 /** Names the first bad field: `hearth.yaml: memoryMb: Too small: expected number to be >=16`. */
 export function describeZodError(err: z.ZodError, source?: string): string {
-  const issue = err.issues[0];
-  if (!issue) return `${source ?? 'input'} is invalid`;
+  const first = err.issues[0];
+  if (!first) return `${source ?? 'input'} is invalid`;
+  const issue = closestIssue(first);
   const where = issue.path.length ? issue.path.join('.') : '(top level)';
   return `${source ? `${source}: ` : ''}${where}: ${issue.message}`;
 }
