@@ -4,8 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isHearthError, parseFunctionSpecYaml } from '@hearth/core';
+import { isHearthError, parseFunctionSpecYaml, queueTriggers } from '@hearth/core';
 
+const firstQueueTrigger = (yaml: string) => queueTriggers(parseFunctionSpecYaml(yaml))[0]!;
 const withTrigger = (fields: string) => `name: fn\nruntime: node\nhandler: index.js\ntriggers:\n  - queue: orders\n${fields}`;
 
 function rejects(yaml: string, message: RegExp): void {
@@ -17,10 +18,10 @@ function rejects(yaml: string, message: RegExp): void {
 }
 
 test('batchSize is optional (one job per call) and takes whole numbers from 1 to 100', () => {
-  assert.equal(parseFunctionSpecYaml(withTrigger('')).triggers[0]!.batchSize, undefined);
-  const t = parseFunctionSpecYaml(withTrigger('    batchSize: 10\n    concurrency: 2\n')).triggers[0]!;
+  assert.equal(firstQueueTrigger(withTrigger('')).batchSize, undefined);
+  const t = firstQueueTrigger(withTrigger('    batchSize: 10\n    concurrency: 2\n'));
   assert.deepEqual(t, { queue: 'orders', attempts: 1, batchSize: 10, concurrency: 2 });
-  assert.equal(parseFunctionSpecYaml(withTrigger('    batchSize: 100\n')).triggers[0]!.batchSize, 100);
+  assert.equal(firstQueueTrigger(withTrigger('    batchSize: 100\n')).batchSize, 100);
 });
 
 test('a bad trigger field is named, not just "triggers.0: Invalid input"', () => {
