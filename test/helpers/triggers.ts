@@ -90,34 +90,33 @@ export interface RunLine {
   home: string;
 }
 
-/** The size of each batch the `jobs` fixture got (its `batch <size> <pid>` lines), across the given worker homes. */
-export async function readBatchSizes(homes: string[], fnName: string): Promise<number[]> {
-  const sizes: number[] = [];
+/** Every line the function printed, with the worker home it ran under. */
+async function readLogLines(homes: string[], fnName: string): Promise<{ line: string; home: string }[]> {
+  const lines: { line: string; home: string }[] = [];
   for (const home of homes) {
     const dir = path.join(home, 'logs', fnName);
     for (const f of await fs.readdir(dir).catch(() => [] as string[])) {
       const text = await fs.readFile(path.join(dir, f), 'utf8').catch(() => '');
-      for (const m of text.matchAll(/^batch (\d+) \d+$/gm)) sizes.push(Number(m[1]));
+      for (const line of text.split('\n')) lines.push({ line: line.trim(), home });
     }
   }
-  return sizes;
+  return lines;
+}
+
+/** The size of each batch the `jobs` fixture got (its `batch <size> <pid>` lines), across the given worker homes. */
+export async function readBatchSizes(homes: string[], fnName: string): Promise<number[]> {
+  return (await readLogLines(homes, fnName)).flatMap(({ line }) => {
+    const m = /^batch (\d+) \d+$/.exec(line);
+    return m ? [Number(m[1])] : [];
+  });
 }
 
 /** Every `run <key> <pid> <count>` line the function printed, across the given worker homes. */
 export async function readRuns(homes: string[], fnName: string): Promise<RunLine[]> {
-  const runs: RunLine[] = [];
-  for (const home of homes) {
-    const dir = path.join(home, 'logs', fnName);
-    const files = await fs.readdir(dir).catch(() => [] as string[]);
-    for (const f of files) {
-      const text = await fs.readFile(path.join(dir, f), 'utf8').catch(() => '');
-      for (const line of text.split('\n')) {
-        const m = /^run (\S+) (\d+) (\d+)$/.exec(line.trim());
-        if (m) runs.push({ key: m[1]!, pid: Number(m[2]), count: Number(m[3]), home });
-      }
-    }
-  }
-  return runs;
+  return (await readLogLines(homes, fnName)).flatMap(({ line, home }) => {
+    const m = /^run (\S+) (\d+) (\d+)$/.exec(line);
+    return m ? [{ key: m[1]!, pid: Number(m[2]), count: Number(m[3]), home }] : [];
+  });
 }
 
 /** Waits until a BullMQ queue (default prefix) has `n` workers attached, as reported by Redis. */
