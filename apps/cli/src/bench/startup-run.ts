@@ -42,13 +42,24 @@ export function benchFunctionName(name: string, isolation: BenchIsolation): stri
   return `${name.slice(0, 63 - `-startup-${isolation}`.length)}-startup-${isolation}`;
 }
 
+/** The least call timeout of a bench copy: see benchSpec. */
+export const BENCH_MIN_TIMEOUT_MS = 60_000;
+
 /**
  * The bench copy's spec. A cold start runs the function's own image as `runtime: image`, which
  * no stem cell serves; every version has at most one instance, so nothing else runs beside it.
+ * Its timeout is at least a minute: the bench measures starts, and the first request into a
+ * microVM without KVM (TCG) can take seconds on a busy host, past a short function timeout.
  */
 export function benchSpec(fn: FunctionInfo, isolation: BenchIsolation): FunctionSpec {
   const { handler: _handler, image: _image, ...rest } = fn.spec;
-  const base = { ...rest, name: benchFunctionName(fn.name, isolation), triggers: [], scale: { minWarm: 0, maxInstances: 1, idleTtlSec: 60 } };
+  const base = {
+    ...rest,
+    name: benchFunctionName(fn.name, isolation),
+    triggers: [],
+    scale: { minWarm: 0, maxInstances: 1, idleTtlSec: 60 },
+    timeoutMs: Math.max(fn.spec.timeoutMs, BENCH_MIN_TIMEOUT_MS),
+  };
   if (isolation === 'stemcell') return { ...fn.spec, ...base, isolation: 'container' };
   return { ...base, runtime: 'image', image: fn.image, isolation, egress: isolation === 'vm' ? false : fn.spec.egress };
 }
