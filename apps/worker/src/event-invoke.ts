@@ -16,13 +16,16 @@ export function runInvoke(processInvoke: ProcessInvoke, data: InvokeJob): Promis
   return processInvoke({ data, [VALIDATED]: true } as unknown as Job);
 }
 
-/** The POST a queue job or cron tick becomes: JSON body, CloudEvents headers. */
-export function eventRequest(body: unknown, ceHeaders: Record<string, string>): WireRequest {
+/**
+ * The POST a queue job or cron tick becomes: a JSON body with CloudEvents headers (binary
+ * mode), or a batch of events with its own content type in `headers`.
+ */
+export function eventRequest(body: unknown, headers: Record<string, string>): WireRequest {
   return {
     method: 'POST',
     path: '/',
     query: '',
-    headers: { 'content-type': 'application/json', ...ceHeaders },
+    headers: { 'content-type': 'application/json', ...headers },
     bodyBase64: Buffer.from(JSON.stringify(body ?? null)).toString('base64'),
   };
 }

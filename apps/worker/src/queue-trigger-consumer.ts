@@ -161,13 +161,7 @@ export class QueueTriggerConsumer {
       // A batch is a call of its own (its jobs keep their own records): a fresh id.
       callId: `${trigger.queue}:batch-${randomBytes(6).toString('hex')}`,
       function: fn,
-      request: {
-        method: 'POST',
-        path: '/',
-        query: '',
-        headers: { 'content-type': CLOUDEVENT_BATCH_CONTENT_TYPE },
-        bodyBase64: Buffer.from(JSON.stringify(events)).toString('base64'),
-      },
+      request: eventRequest(events, { 'content-type': CLOUDEVENT_BATCH_CONTENT_TYPE }),
       trigger: 'pubsub',
       enqueuedAt: Math.min(...jobs.map((j) => j.timestamp)),
     });
